@@ -1,0 +1,1 @@
+"""BIDS input and derivatives: pybids queries, ASL-BIDS validation, output names."""

@@ -1,0 +1,257 @@
+"""Output names, sidecars and ``dataset_description.json`` of the derivatives dataset.
+
+Every output path is built here from entities (DESIGN.md §5); no other module assembles
+file names by hand. Writes are atomic (temporary file + rename) so that an interrupted
+run never leaves a truncated output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aslmig.__about__ import __version__
+from aslmig.errors import InputError
+
+# BIDS entity order (derivatives), with the non-standard ``atlas`` after ``space``.
+ENTITY_ORDER = (
+    ("subject", "sub"),
+    ("session", "ses"),
+    ("task", "task"),
+    ("acquisition", "acq"),
+    ("ceagent", "ce"),
+    ("reconstruction", "rec"),
+    ("direction", "dir"),
+    ("run", "run"),
+    ("echo", "echo"),
+    ("space", "space"),
+    ("atlas", "atlas"),
+    ("cohort", "cohort"),
+    ("resolution", "res"),
+    ("description", "desc"),
+)
+_KNOWN_ENTITIES = {name for name, _ in ENTITY_ORDER}
+NON_STANDARD_SUFFIXES = ("cbf", "att")
+PIPELINE_NAME = "aslmig"
+
+
+def _clean_value(name: str, value: Any) -> str:
+    text = str(value)
+    if not text.isalnum() or not text.isascii():
+        raise ValueError(f"entity {name} has the value {text!r}; BIDS labels are alphanumeric")
+    return text
+
+
+def output_path(
+    entities: dict[str, Any], suffix: str, extension: str = ".nii.gz", datatype: str = "perf"
+) -> Path:
+    """Build a derivatives path relative to OUTPUT_DIR.
+
+    Parameters
+    ----------
+    entities : dict
+        Entity name (pybids long names, e.g. ``acquisition``) -> value. ``subject`` is
+        required; ``space``, ``atlas`` and ``description`` add derivative entities.
+    suffix : str
+        File suffix, e.g. ``cbf``, ``att``, ``mask``, ``timeseries``.
+    extension : str
+        File extension including the dot.
+    datatype : str
+        Datatype folder (``perf``, ``anat``, ``figures``).
+
+    Returns
+    -------
+    Path
+        For example ``sub-01/ses-1/perf/sub-01_ses-1_space-MNI152NLin2009cAsym_cbf.nii.gz``.
+    """
+    unknown = set(entities) - _KNOWN_ENTITIES
+    if unknown:
+        raise ValueError(f"unknown entities {sorted(unknown)} for an output name")
+    if "subject" not in entities:
+        raise ValueError("an output name needs the subject entity")
+    parts = [
+        f"{short}-{_clean_value(name, entities[name])}"
+        for name, short in ENTITY_ORDER
+        if entities.get(name) not in (None, "")
+    ]
+    filename = "_".join([*parts, suffix]) + extension
+    folder = Path(f"sub-{entities['subject']}")
+    if entities.get("session"):
+        folder /= f"ses-{entities['session']}"
+    return folder / datatype / filename
+
+
+def sidecar_path(image_path: Path) -> Path:
+    """Return the JSON sidecar path of an output file (``x.nii.gz`` -> ``x.json``)."""
+    return image_path.with_name(image_path.name.split(".", 1)[0] + ".json")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file through a temporary neighbour and an atomic rename.
+
+    Parameters
+    ----------
+    path : Path
+        Final destination.
+    write : callable
+        Called with the temporary path; must write the complete file there.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Write a JSON file atomically, sorted and indented, refusing NaN."""
+    text = json.dumps(content, indent=2, sort_keys=True, allow_nan=False, default=_jsonable) + "\n"
+    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path | os.PathLike):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def write_sidecar(
+    image_path: Path,
+    sources: list[str],
+    constants: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Path:
+    """Write the provenance sidecar of an output.
+
+    Parameters
+    ----------
+    image_path : Path
+        The output file the sidecar describes.
+    sources : list of str
+        BIDS URIs or dataset-relative paths of the inputs (``Sources`` field).
+    constants : dict, optional
+        Every physical constant used, with its value and origin.
+    **fields
+        Further BIDS fields (``Units``, ``SkullStripped``, ...).
+
+    Returns
+    -------
+    Path
+        The sidecar path.
+    """
+    content: dict[str, Any] = {"Sources": list(sources), **fields}
+    if constants is not None:
+        content["Constants"] = constants
+    content["GeneratedBy"] = [{"Name": PIPELINE_NAME, "Version": __version__}]
+    path = sidecar_path(Path(image_path))
+    write_json(path, content)
+    return path
+
+
+def dataset_description(source_dataset: Path) -> dict[str, Any]:
+    """Describe the derivatives dataset (BIDS ``DatasetType`` derivative).
+
+    Parameters
+    ----------
+    source_dataset : Path
+        The raw dataset the derivatives come from.
+
+    Returns
+    -------
+    dict
+        Content of ``dataset_description.json``.
+    """
+    generated_by: dict[str, Any] = {
+        "Name": PIPELINE_NAME,
+        "Version": __version__,
+        "CodeURL": "https://pypi.org/project/aslmig/",
+    }
+    container = _container_info()
+    if container:
+        generated_by["Container"] = container
+    return {
+        "Name": "aslmig outputs",
+        "BIDSVersion": "1.10.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated_by],
+        "SourceDatasets": [{"URL": Path(source_dataset).resolve().as_uri()}],
+    }
+
+
+def _container_info() -> dict[str, str]:
+    """Describe the container we run in, from variables our images set."""
+    if os.environ.get("ASLMIG_CONTAINER_TAG"):
+        return {"Type": "docker", "Tag": os.environ["ASLMIG_CONTAINER_TAG"]}
+    if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
+        image = os.environ.get("APPTAINER_CONTAINER") or os.environ["SINGULARITY_CONTAINER"]
+        return {"Type": "apptainer", "URI": Path(image).name}
+    return {}
+
+
+@contextlib.contextmanager
+def locked(output_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the derivatives dataset (for concurrent array jobs)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / ".aslmig.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def init_derivatives(output_dir: Path, source_dataset: Path) -> None:
+    """Create the derivatives dataset root once, safely under concurrent jobs.
+
+    Writes ``dataset_description.json`` and ``.bidsignore`` (for the non-standard
+    ``cbf``/``att`` suffixes) unless an aslmig dataset is already there. Refuses to
+    write into a folder that holds a different dataset.
+
+    Parameters
+    ----------
+    output_dir : Path
+        OUTPUT_DIR.
+    source_dataset : Path
+        BIDS_DIR.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.resolve() == Path(source_dataset).resolve():
+        raise InputError(output_dir, "OUTPUT_DIR is the input dataset", "choose another folder")
+    with locked(output_dir):
+        description = output_dir / "dataset_description.json"
+        if description.exists():
+            try:
+                existing = json.loads(description.read_text(encoding="utf-8"))
+                names = [item.get("Name") for item in existing.get("GeneratedBy", [])]
+            except (ValueError, AttributeError):
+                names = []
+            if PIPELINE_NAME not in names:
+                raise InputError(
+                    description,
+                    "OUTPUT_DIR already holds a dataset not made by aslmig",
+                    "choose an empty or aslmig output folder",
+                )
+        else:
+            write_json(description, dataset_description(source_dataset))
+        ignore = output_dir / ".bidsignore"
+        if not ignore.exists():
+            patterns = "".join(f"*_{suffix}.*\n" for suffix in NON_STANDARD_SUFFIXES)
+            atomic_write(ignore, lambda temporary: temporary.write_text(patterns))

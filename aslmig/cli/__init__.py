@@ -1,0 +1,1 @@
+"""The ``aslmig`` command line."""

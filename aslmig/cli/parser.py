@@ -1,0 +1,142 @@
+"""Command-line parser following the BIDS-Apps contract.
+
+``aslmig BIDS_DIR OUTPUT_DIR {participant,group} [options]``, plus helper commands
+(``aslmig demo``) that do not take the BIDS-App positionals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from aslmig.__about__ import __version__
+
+ANALYSIS_LEVELS = ("participant", "group")
+PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF")
+
+
+class UsageError(Exception):
+    """A command-line usage mistake (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises instead of exiting, so the caller owns exit codes."""
+
+    def error(self, message: str) -> None:  # noqa: D102 - argparse hook
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the BIDS-App argument parser.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; its help text is the CLI reference in ``docs/``.
+    """
+    parser = _Parser(
+        prog="aslmig",
+        description=(
+            "ASL perfusion MRI for migraine research: calibrated CBF (and ATT) per "
+            "participant, regional tables, and group statistics, from an ASL-BIDS dataset."
+        ),
+        epilog="Helper commands: 'aslmig demo [DIR]' sets up and plans a built-in example.",
+    )
+    parser.add_argument("bids_dir", type=Path, help="the input ASL-BIDS dataset (read-only)")
+    parser.add_argument("output_dir", type=Path, help="where the derivatives dataset is written")
+    parser.add_argument("analysis_level", choices=ANALYSIS_LEVELS, help="processing stage")
+    parser.add_argument("--version", action="version", version=f"aslmig {__version__}")
+    parser.add_argument("-v", "--verbose", dest="verbosity", action="count", default=0,
+                        help="more log output (repeat for more)")
+
+    selection = parser.add_argument_group("what to process")
+    selection.add_argument("--participant-label", "--participant_label", nargs="+",
+                           metavar="LABEL", help="participants to process ('01' or 'sub-01')")
+    selection.add_argument("--session-label", nargs="+", metavar="LABEL",
+                           help="sessions to process ('1' or 'ses-1')")
+    selection.add_argument("--bids-filter-file", type=Path, metavar="FILE",
+                           help="JSON entity filters per query (asl, m0scan, t1w); "
+                                "null = entity absent, \"*\" = any value")
+    selection.add_argument("--bids-database-dir", type=Path, metavar="DIR",
+                           help="directory for pybids' index, reused on later runs")
+    selection.add_argument("--skip-bids-validation", action="store_true", default=None,
+                           help="do not check file names against the BIDS specification")
+    selection.add_argument("--dry-run", action="store_true",
+                           help="print the files and decisions per run, compute nothing")
+
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("-w", "--work-dir", type=Path, metavar="DIR",
+                           help="nipype working directory (reused by reruns)")
+    execution.add_argument("--nprocs", "--n-cpus", type=_positive_int, metavar="N",
+                           help="processes nipype may run at once")
+    execution.add_argument("--omp-nthreads", type=_positive_int, metavar="N",
+                           help="threads per process (ITK/ANTs, BLAS)")
+    execution.add_argument("--mem-gb", type=_positive_float, metavar="GB",
+                           help="memory nipype may plan for")
+    execution.add_argument("--plugin", choices=PLUGINS,
+                           help="nipype execution plugin (SLURM/SGE split the graph into jobs)")
+    execution.add_argument("--plugin-args", type=_json_object, metavar="JSON",
+                           help="plugin arguments as a JSON object, e.g. "
+                                "'{\"sbatch_args\": \"--time=1:00:00\"}'")
+    execution.add_argument("--stop-on-first-crash", action="store_true", default=None,
+                           help="stop everything at the first failing node")
+    execution.add_argument("--config-file", type=Path, metavar="FILE",
+                           help="TOML file with [execution] and [physics] tables "
+                                "(command-line options win)")
+
+    physics = parser.add_argument_group("physics (defaults: ASL white paper, Alsop 2015)")
+    physics.add_argument("--labeling-efficiency", type=_positive_float, metavar="ALPHA",
+                         help="labeling efficiency; a sidecar LabelingEfficiency wins")
+    physics.add_argument("--t1-blood", type=_positive_float, metavar="S",
+                         help="longitudinal relaxation time of arterial blood (s)")
+    physics.add_argument("--blood-brain-partition", type=_positive_float, metavar="LAMBDA",
+                         help="blood-brain partition coefficient (mL/g)")
+    physics.add_argument("--m0-scale", type=_positive_float, metavar="F",
+                         help="divide M0 by this vendor scaling factor")
+    return parser
+
+
+EXECUTION_OPTIONS = (
+    "work_dir", "nprocs", "omp_nthreads", "mem_gb", "plugin", "plugin_args",
+    "stop_on_first_crash", "bids_database_dir", "skip_bids_validation",
+)
+PHYSICS_OPTIONS = ("labeling_efficiency", "t1_blood", "blood_brain_partition", "m0_scale")
+
+
+def explicit_sections(args: argparse.Namespace) -> dict[str, dict]:
+    """Collect the section options the user actually gave (None means not given)."""
+
+    def given(names: tuple[str, ...]) -> dict:
+        values = {name: getattr(args, name) for name in names}
+        return {
+            name: str(value) if isinstance(value, Path) else value
+            for name, value in values.items()
+            if value is not None
+        }
+
+    return {"execution": given(EXECUTION_OPTIONS), "physics": given(PHYSICS_OPTIONS)}

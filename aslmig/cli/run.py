@@ -1,0 +1,180 @@
+"""Entry point of the ``aslmig`` command: parse, validate, plan or run; own the exit status.
+
+Exit status: 0 success, 1 processing failure, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aslmig.bids.filters import load_bids_filters
+from aslmig.bids.layout import collect_runs, normalise_labels, open_layout
+from aslmig.cli.parser import UsageError, build_parser, explicit_sections
+from aslmig.cli.plan import format_plan
+from aslmig.config import RunConfig, build_config, read_config_file
+from aslmig.errors import InputError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+LOGGER = logging.getLogger("aslmig")
+
+# nipype asks the network for its latest version unless told not to.
+os.environ.setdefault("NIPYPE_NO_ET", "1")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Turn parsed arguments (and an optional ``--config-file``) into a :class:`RunConfig`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command-line arguments.
+
+    Returns
+    -------
+    RunConfig
+        The resolved configuration.
+    """
+    participants = normalise_labels(args.participant_label, "sub-", "--participant-label")
+    sessions = normalise_labels(args.session_label, "ses-", "--session-label")
+    file_sections = read_config_file(args.config_file) if args.config_file else {}
+    base = {
+        "bids_dir": str(Path(args.bids_dir).absolute()),
+        "output_dir": str(Path(args.output_dir).absolute()),
+        "analysis_level": args.analysis_level,
+        "participant_labels": tuple(participants) if participants else None,
+        "session_labels": tuple(sessions) if sessions else None,
+        "bids_filter_file": str(args.bids_filter_file) if args.bids_filter_file else None,
+        "dry_run": args.dry_run,
+        "verbosity": args.verbosity,
+    }
+    return build_config(base, file_sections, explicit_sections(args))
+
+
+def check_paths(config: RunConfig) -> None:
+    """Refuse output or work folders inside the input dataset (except its derivatives/).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run configuration.
+    """
+    bids_dir = Path(config.bids_dir).resolve()
+    if not bids_dir.is_dir():
+        raise InputError(config.bids_dir, "BIDS_DIR does not exist or is not a directory")
+    allowed = bids_dir / "derivatives"
+    for option, folder in (
+        ("OUTPUT_DIR", config.output_dir),
+        ("--work-dir", config.execution.work_dir),
+    ):
+        if folder is None:
+            continue
+        path = Path(folder).resolve()
+        inside = path == bids_dir or bids_dir in path.parents
+        if inside and not (path == allowed or allowed in path.parents):
+            raise InputError(
+                option,
+                f"{folder} lies inside the input dataset, which is never written to",
+                f"choose a folder outside it, or under {allowed}",
+            )
+
+
+def plan(config: RunConfig) -> str:
+    """Query and validate the input, and describe what would be done.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    str
+        The dry-run plan.
+    """
+    check_paths(config)
+    filters = load_bids_filters(Path(config.bids_filter_file)) if config.bids_filter_file else {}
+    execution = config.execution
+    database = Path(execution.bids_database_dir) if execution.bids_database_dir else None
+    layout = open_layout(
+        Path(config.bids_dir), database, validate=not execution.skip_bids_validation
+    )
+    runs = collect_runs(
+        layout,
+        list(config.participant_labels) if config.participant_labels else None,
+        list(config.session_labels) if config.session_labels else None,
+        filters,
+    )
+    return format_plan(runs, Path(layout.root), constants=_constants_for(config))
+
+
+def _constants_for(config: RunConfig):
+    """Return a function giving the constants the CBF engine will use for a run."""
+    from aslmig.cli.constants import constants_for_run
+
+    return lambda run: constants_for_run(run, config.physics)
+
+
+def run(config: RunConfig) -> int:
+    """Execute one configured invocation.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    text = plan(config)
+    if config.dry_run:
+        print(text)
+        return EXIT_OK
+    print(
+        "aslmig: error: this version validates and plans ASL-BIDS datasets; run it with "
+        "--dry-run (participant processing and the group level come in later releases)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILURE
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``aslmig`` command and return its exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (defaults to ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 ok, 1 processing failure, 2 usage or input error.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        if argv and argv[0] == "demo":
+            from aslmig.cli.demo import demo
+
+            return demo(argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.verbosity:
+            LOGGER.setLevel(logging.INFO if args.verbosity == 1 else logging.DEBUG)
+        return run(config_from_args(args))
+    except UsageError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    except InputError as error:
+        print(f"aslmig: error: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

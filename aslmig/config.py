@@ -1,0 +1,198 @@
+"""One typed run configuration: defaults < ``--config-file`` (TOML) < command-line options.
+
+Unknown keys are errors (a typo must not silently fall back to a default), and the
+resolved configuration is saved as TOML next to the outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aslmig.errors import InputError, quote
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How nipype runs the graph and how the input is indexed."""
+
+    work_dir: str | None = None
+    nprocs: int = 1
+    omp_nthreads: int = 1
+    mem_gb: float | None = None
+    plugin: str = "MultiProc"
+    plugin_args: dict[str, Any] = field(default_factory=dict)
+    stop_on_first_crash: bool = False
+    bids_database_dir: str | None = None
+    skip_bids_validation: bool = False
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    """Overrides of the physical constants (None keeps the documented default).
+
+    Each value, default or not, is written to the sidecars of the outputs.
+    """
+
+    labeling_efficiency: float | None = None
+    background_suppression_efficiency: float | None = None
+    t1_blood: float | None = None
+    t1_tissue: float | None = None
+    blood_brain_partition: float | None = None
+    m0_scale: float = 1.0
+    m0_smoothing_fwhm_mm: float = 0.0
+
+    def overrides(self) -> dict[str, float]:
+        """Return the overrides that were set, by name (for the CBF engine)."""
+        skip = {"m0_scale", "m0_smoothing_fwhm_mm"}
+        return {
+            item.name: getattr(self, item.name)
+            for item in dataclasses.fields(self)
+            if item.name not in skip and getattr(self, item.name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one invocation of ``aslmig`` needs to know."""
+
+    bids_dir: str
+    output_dir: str
+    analysis_level: str
+    participant_labels: tuple[str, ...] | None = None
+    session_labels: tuple[str, ...] | None = None
+    bids_filter_file: str | None = None
+    dry_run: bool = False
+    verbosity: int = 0
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+
+
+SECTIONS: dict[str, type] = {"execution": ExecutionConfig, "physics": PhysicsConfig}
+
+
+def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Read and type-check a TOML configuration file.
+
+    Parameters
+    ----------
+    path : Path
+        A TOML file with ``[execution]`` and/or ``[physics]`` tables.
+
+    Returns
+    -------
+    dict
+        Section name -> checked values.
+    """
+    path = Path(path)
+    try:
+        content = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, "the configuration file does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(path, f"invalid TOML: {error}") from None
+    checked: dict[str, dict[str, Any]] = {}
+    for section, values in content.items():
+        if section not in SECTIONS or not isinstance(values, dict):
+            raise InputError(
+                path, f"unknown table [{quote(section)}]", f"use {', '.join(SECTIONS)}"
+            )
+        checked[section] = _check_section(path, section, values)
+    return checked
+
+
+def _check_section(path: Path, section: str, values: dict[str, Any]) -> dict[str, Any]:
+    known = {item.name: item for item in dataclasses.fields(SECTIONS[section])}
+    for key, value in values.items():
+        if key not in known:
+            raise InputError(
+                path,
+                f"unknown key {section}.{quote(key)}",
+                f"known keys: {', '.join(sorted(known))}",
+            )
+        _check_value(path, f"{section}.{key}", known[key].type, value)
+    return dict(values)
+
+
+def _check_value(path: Path, name: str, declared: str, value: Any) -> None:
+    """Check a value against the declared annotation (as a string, e.g. 'float | None')."""
+    if "float" in declared:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and (not math.isfinite(value) or value < 0):
+            raise InputError(path, f"{name} is {value}; it must be a finite number >= 0")
+    elif "int" in declared:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    elif "bool" in declared:
+        ok = isinstance(value, bool)
+    elif "dict" in declared:
+        ok = isinstance(value, dict)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise InputError(path, f"{name} is {quote(value)}, not a valid {declared}")
+
+
+def build_config(
+    base: dict[str, Any], file_sections: dict[str, dict[str, Any]], cli_sections: dict
+) -> RunConfig:
+    """Merge defaults, the configuration file and command-line options (in that order).
+
+    Parameters
+    ----------
+    base : dict
+        Top-level ``RunConfig`` fields (paths, labels, level).
+    file_sections : dict
+        Section values from ``--config-file``.
+    cli_sections : dict
+        Section values given explicitly on the command line.
+
+    Returns
+    -------
+    RunConfig
+        The resolved configuration.
+    """
+    sections = {}
+    for name, section_type in SECTIONS.items():
+        merged = {**file_sections.get(name, {}), **cli_sections.get(name, {})}
+        sections[name] = section_type(**merged)
+    return RunConfig(**base, **sections)
+
+
+def to_toml(config: RunConfig) -> str:
+    """Serialise a configuration as TOML (flat tables of scalars, lists and inline tables)."""
+    lines: list[str] = []
+    top = {
+        key: value
+        for key, value in dataclasses.asdict(config).items()
+        if key not in SECTIONS and value is not None
+    }
+    lines.extend(f"{key} = {_toml_value(value)}" for key, value in top.items())
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        values = dataclasses.asdict(getattr(config, section))
+        lines.extend(
+            f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items())
+        return "{" + items + "}"
+    return json.dumps(str(value))
