@@ -44,10 +44,10 @@ class PhysicsConfig:
     """
 
     labeling_efficiency: float | None = None
-    background_suppression_efficiency: float | None = None
+    bs_pulse_efficiency: float | None = None
     t1_blood: float | None = None
     t1_tissue: float | None = None
-    blood_brain_partition: float | None = None
+    partition_coefficient: float | None = None
     m0_scale: float = 1.0
     m0_smoothing_fwhm_mm: float = 0.0
 

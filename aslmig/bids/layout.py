@@ -38,6 +38,8 @@ class AslRun:
 
     Attributes
     ----------
+    dataset_root : Path
+        Root of the input dataset.
     asl_file, aslcontext_file : Path
         The series and its volume-type table.
     entities : dict
@@ -60,6 +62,7 @@ class AslRun:
         Why this T1w (or none) was chosen.
     """
 
+    dataset_root: Path
     asl_file: Path
     aslcontext_file: Path
     entities: dict[str, str] = field(compare=False)
@@ -283,6 +286,7 @@ def _build_run(
         m0_file, m0_reason = None, _m0_description(metadata)
     t1w_file, t1w_reason = _find_t1w(layout, root, entities, filters, read_voxels)
     return AslRun(
+        dataset_root=root,
         asl_file=asl_path,
         aslcontext_file=aslcontext,
         entities=entities,

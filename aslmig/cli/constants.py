@@ -5,9 +5,43 @@ from __future__ import annotations
 from typing import Any
 
 from aslmig.bids.layout import AslRun
+from aslmig.bids.sidecars import relative_name
+from aslmig.cbf.constants import QuantificationConstants, resolve_constants
 from aslmig.config import PhysicsConfig
+from aslmig.errors import InputError
 
 
-def constants_for_run(run: AslRun, physics: PhysicsConfig) -> dict[str, Any]:
-    """Return name -> record of the constants for a run (filled in by the CBF engine)."""
-    return {}
+def constants_for(run: AslRun, physics: PhysicsConfig) -> QuantificationConstants:
+    """Resolve the quantification constants of a run from its metadata and the overrides.
+
+    Parameters
+    ----------
+    run : AslRun
+        A validated run.
+    physics : PhysicsConfig
+        User overrides.
+
+    Returns
+    -------
+    QuantificationConstants
+        The values the engine will use, each with its source.
+    """
+    meta = run.metadata
+    pulses = meta.background_suppression_pulses if meta.background_suppression else 0
+    try:
+        return resolve_constants(
+            meta.labeling_type,
+            meta.magnetic_field_strength,
+            sidecar_labeling_efficiency=meta.labeling_efficiency,
+            bs_pulses=pulses,
+            overrides=physics.overrides(),
+        )
+    except ValueError as error:
+        name = relative_name(run.sidecar_files[-1], run.dataset_root)
+        raise InputError(name, str(error), "see aslmig --help, physics options") from None
+
+
+def constants_for_run(run: AslRun, physics: PhysicsConfig) -> dict[str, dict[str, Any]]:
+    """Return name -> {value, units, source} of each constant used for a run."""
+    resolved = constants_for(run, physics).to_dict()
+    return {name: record for name, record in resolved.items() if isinstance(record, dict)}

@@ -114,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="labeling efficiency; a sidecar LabelingEfficiency wins")
     physics.add_argument("--t1-blood", type=_positive_float, metavar="S",
                          help="longitudinal relaxation time of arterial blood (s)")
-    physics.add_argument("--blood-brain-partition", type=_positive_float, metavar="LAMBDA",
+    physics.add_argument("--t1-tissue", type=_positive_float, metavar="S",
+                         help="longitudinal relaxation time of tissue (s), for M0 TR correction "
+                              "and the full kinetic model")
+    physics.add_argument("--partition-coefficient", type=_positive_float, metavar="LAMBDA",
                          help="blood-brain partition coefficient (mL/g)")
     physics.add_argument("--m0-scale", type=_positive_float, metavar="F",
                          help="divide M0 by this vendor scaling factor")
@@ -125,7 +128,9 @@ EXECUTION_OPTIONS = (
     "work_dir", "nprocs", "omp_nthreads", "mem_gb", "plugin", "plugin_args",
     "stop_on_first_crash", "bids_database_dir", "skip_bids_validation",
 )
-PHYSICS_OPTIONS = ("labeling_efficiency", "t1_blood", "blood_brain_partition", "m0_scale")
+PHYSICS_OPTIONS = (
+    "labeling_efficiency", "t1_blood", "t1_tissue", "partition_coefficient", "m0_scale"
+)
 
 
 def explicit_sections(args: argparse.Namespace) -> dict[str, dict]:

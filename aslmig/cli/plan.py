@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from itertools import groupby
 from pathlib import Path
@@ -100,16 +101,26 @@ def describe_run(
         ("model", model_name(meta)),
     ]
     if constants is not None:
-        for name, record in constants(run).items():
-            lines.append((f"  {name}", _constant_line(record)))
+        for number, (name, record) in enumerate(constants(run).items()):
+            lines.append(("constants" if number == 0 else "", f"{name} = {_constant_line(record)}"))
     return lines
 
 
-def _constant_line(record: Any) -> str:
-    if isinstance(record, dict):
-        unit = f" {record['unit']}" if record.get("unit") else ""
-        return f"{record['value']:g}{unit} ({record.get('source', 'default')})"
-    return str(record)
+# "Alsop DC et al. Recommended ... Magn Reson Med 2015;73:102-116" -> "Alsop 2015"
+_CITATION = re.compile(
+    r"([A-Z][a-z]+) [A-Z]{1,3}\b[^()]*?\b((?:19|20)\d\d)\b[^()]*?(?=\s*[()]|$)"
+)
+
+
+def short_source(source: str) -> str:
+    """Shorten each full citation in a source text to 'Author Year'."""
+    return _CITATION.sub(lambda match: f"{match.group(1)} {match.group(2)}", source)
+
+
+def _constant_line(record: dict[str, Any]) -> str:
+    units = record.get("units", "")
+    units = "" if units in ("", "1") else f" {units}"
+    return f"{record['value']:g}{units} ({short_source(record.get('source', ''))})"
 
 
 def _m0_line(run: AslRun, root: Path) -> str:

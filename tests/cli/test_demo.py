@@ -1,0 +1,33 @@
+"""aslmig demo: the built-in example dataset is copied and planned."""
+
+from __future__ import annotations
+
+import json
+
+from aslmig.cli.demo import EXAMPLE_NAME, example_dataset
+from aslmig.cli.run import main
+
+
+def test_example_dataset_is_shipped():
+    root = example_dataset()
+    description = json.loads((root / "dataset_description.json").read_text())
+    assert description["Name"] == EXAMPLE_NAME
+    assert (root / "participants.tsv").read_text().splitlines()[1:] == [
+        "sub-hc01\tHC\t34\tF\tn/a",
+        "sub-mwa01\tMwA\t31\tF\tleft",
+    ]
+
+
+def test_demo_plans_three_runs(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "aslmig dry run: 3 ASL run(s)" in out
+    assert out.count("white-paper single-delay PCASL") == 3
+    assert main(["demo", str(tmp_path / "demo")]) == 0
+
+
+def test_demo_refuses_a_foreign_folder(tmp_path, capsys):
+    (tmp_path / "demo" / "bids").mkdir(parents=True)
+    (tmp_path / "demo" / "bids" / "notes.txt").write_text("mine")
+    assert main(["demo", str(tmp_path / "demo")]) == 2
+    assert "is not empty" in capsys.readouterr().err
