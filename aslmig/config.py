@@ -21,6 +21,10 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+#: nipype execution plugins that aslmig accepts.
+PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF")
+
+
 @dataclass(frozen=True)
 class ExecutionConfig:
     """How nipype runs the graph and how the input is indexed."""
@@ -123,12 +127,23 @@ def _check_section(path: Path, section: str, values: dict[str, Any]) -> dict[str
     return dict(values)
 
 
+# Numbers that may be zero; every other number must be positive.
+_ZERO_ALLOWED = {"physics.m0_smoothing_fwhm_mm"}
+_CHOICES = {"execution.plugin": PLUGINS}
+
+
 def _check_value(path: Path, name: str, declared: str, value: Any) -> None:
     """Check a value against the declared annotation (as a string, e.g. 'float | None')."""
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise InputError(
+            path, f"{name} is {quote(value)}", f"use one of {', '.join(_CHOICES[name])}"
+        )
     if "float" in declared:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok and (not math.isfinite(value) or value < 0):
-            raise InputError(path, f"{name} is {value}; it must be a finite number >= 0")
+        too_small = ok and (value < 0 if name in _ZERO_ALLOWED else value <= 0)
+        if ok and (not math.isfinite(value) or too_small):
+            bound = ">= 0" if name in _ZERO_ALLOWED else "> 0"
+            raise InputError(path, f"{name} is {value}; it must be a finite number {bound}")
     elif "int" in declared:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
     elif "bool" in declared:

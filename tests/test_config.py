@@ -43,7 +43,10 @@ def test_toml_round_trip():
     [
         ("[execution]\nnprocs = 0\n", ["execution.nprocs"]),
         ("[execution]\nnprocs = 'many'\n", ["execution.nprocs"]),
-        ("[physics]\nt1_blood = -1.0\n", ["physics.t1_blood", ">= 0"]),
+        ("[physics]\nt1_blood = -1.0\n", ["physics.t1_blood", "> 0"]),
+        ("[physics]\nt1_blood = 0\n", ["physics.t1_blood", "> 0"]),
+        ("[execution]\nmem_gb = 0\n", ["execution.mem_gb", "> 0"]),
+        ("[execution]\nplugin = 'Condor'\n", ["execution.plugin is 'Condor'", "MultiProc"]),
         ("[physics]\nt1_blod = 1.6\n", ["unknown key physics.'t1_blod'", "t1_blood"]),
         ("[workflow]\nx = 1\n", ["unknown table"]),
         ("[execution\n", ["invalid TOML"]),

@@ -17,7 +17,6 @@ from aslmig.errors import InputError, quote
 
 QUERY_NAMES = ("asl", "m0scan", "t1w")
 FILTERABLE_ENTITIES = (
-    "subject",
     "session",
     "task",
     "acquisition",
@@ -27,9 +26,9 @@ FILTERABLE_ENTITIES = (
     "run",
     "echo",
     "part",
-    "datatype",
-    "suffix",
 )
+#: Entities that have their own command-line option instead.
+OPTION_ENTITIES = {"subject": "--participant-label"}
 
 
 def load_bids_filters(path: Path) -> dict[str, dict[str, Any]]:
@@ -106,6 +105,11 @@ def _translate(path: Path, query_name: str, entity: str, value: Any) -> Any:
         if not all(isinstance(item, str | int | float | bool) for item in values):
             raise InputError(path, f"asl.{entity} must be a value or a list of values")
         return value
+    if entity in OPTION_ENTITIES:
+        raise InputError(
+            path,
+            f"{query_name}: filter {entity} with {OPTION_ENTITIES[entity]} instead",
+        )
     if entity not in FILTERABLE_ENTITIES:
         raise InputError(
             path,

@@ -209,6 +209,11 @@ def collect_runs(
     subjects = _select_subjects(layout, participant_labels)
     asl_query, field_filters = split_metadata_filters(_query(filters, "asl"))
     if session_labels:
+        if "session" in asl_query:
+            raise InputError(
+                "--session-label", "the BIDS filter file also selects asl sessions",
+                "use one of the two",
+            )
         asl_query["session"] = session_labels
     runs: list[AslRun] = []
     for subject in subjects:

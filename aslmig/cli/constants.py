@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aslmig.bids.layout import AslRun
@@ -38,7 +39,14 @@ def constants_for(run: AslRun, physics: PhysicsConfig) -> QuantificationConstant
         )
     except ValueError as error:
         name = relative_name(run.sidecar_files[-1], run.dataset_root)
-        raise InputError(name, str(error), "see aslmig --help, physics options") from None
+        problem = re.sub(r"overrides\['(\w+)'\]", _option_name, str(error))
+        raise InputError(name, problem) from None
+
+
+def _option_name(match: re.Match) -> str:
+    """Name a constant as the user sets it: the option and the config-file key."""
+    key = match.group(1)
+    return f"--{key.replace('_', '-')} (or [physics] {key} in --config-file)"
 
 
 def constants_for_run(run: AslRun, physics: PhysicsConfig) -> dict[str, dict[str, Any]]:

@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from aslmig.__about__ import __version__
+from aslmig.config import PLUGINS
 
 ANALYSIS_LEVELS = ("participant", "group")
-PLUGINS = ("Linear", "MultiProc", "SLURM", "SLURMGraph", "SGE", "SGEGraph", "PBS", "LSF")
 
 
 class UsageError(Exception):
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     physics = parser.add_argument_group("physics (defaults: ASL white paper, Alsop 2015)")
     physics.add_argument("--labeling-efficiency", type=_positive_float, metavar="ALPHA",
-                         help="labeling efficiency; a sidecar LabelingEfficiency wins")
+                         help="labeling efficiency (wins over the sidecar's LabelingEfficiency and "
+                              "the white-paper default)")
     physics.add_argument("--t1-blood", type=_positive_float, metavar="S",
                          help="longitudinal relaxation time of arterial blood (s)")
     physics.add_argument("--t1-tissue", type=_positive_float, metavar="S",
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     physics.add_argument("--partition-coefficient", type=_positive_float, metavar="LAMBDA",
                          help="blood-brain partition coefficient (mL/g)")
     physics.add_argument("--m0-scale", type=_positive_float, metavar="F",
-                         help="divide M0 by this vendor scaling factor")
+                         help="multiply M0 by this vendor scaling factor")
     return parser
 
 

@@ -120,7 +120,8 @@ def short_source(source: str) -> str:
 def _constant_line(record: dict[str, Any]) -> str:
     units = record.get("units", "")
     units = "" if units in ("", "1") else f" {units}"
-    return f"{record['value']:g}{units} ({short_source(record.get('source', ''))})"
+    value = "unknown" if record["value"] is None else f"{record['value']:g}{units}"
+    return f"{value} ({short_source(record.get('source', ''))})"
 
 
 def _m0_line(run: AslRun, root: Path) -> str:

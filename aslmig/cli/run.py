@@ -69,6 +69,7 @@ def check_paths(config: RunConfig) -> None:
     for option, folder in (
         ("OUTPUT_DIR", config.output_dir),
         ("--work-dir", config.execution.work_dir),
+        ("--bids-database-dir", config.execution.bids_database_dir),
     ):
         if folder is None:
             continue
@@ -176,5 +177,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point (a closed pipe, as in ``aslmig ... | head``, is not an error)."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = EXIT_OK
+    sys.exit(status)

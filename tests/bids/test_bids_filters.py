@@ -102,6 +102,8 @@ def test_3d_runs_with_run_entity(mixed):
         ({"asl": {"session": {"a": 1}}}, ["asl.session"]),
         ({"asl": ["session"]}, ["asl must map entity names"]),
         ({"asl": {"run": "one"}}, ["asl.run", "integers"]),
+        ({"asl": {"subject": "01"}}, ["--participant-label"]),
+        ({"asl": {"suffix": "bold"}}, ["unknown entity 'suffix'"]),
         ({"t1w": {"ArterialSpinLabelingType": "PCASL"}}, ["only filter the asl query"]),
     ],
 )

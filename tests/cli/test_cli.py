@@ -188,3 +188,47 @@ def test_plugin_args_json(example, tmp_path):
     assert config.execution.plugin == "SLURM"
     assert config.execution.plugin_args == {"sbatch_args": "--time=1:00:00"}
     assert config.execution.nprocs == 2
+
+
+def test_database_dir_inside_input_is_refused(example, tmp_path, capsys):
+    root = example("asl005")
+    args = [
+        str(root),
+        str(tmp_path / "o"),
+        "participant",
+        "--dry-run",
+        "--bids-database-dir",
+        str(root / "db"),
+    ]
+    assert main(args) == 2
+    assert "--bids-database-dir" in capsys.readouterr().err
+    assert not (root / "db").exists()
+
+
+def test_session_label_and_filter_session_conflict(dataset, tmp_path, capsys):
+    dataset.asl("01", "1")
+    dataset.m0("01", "1")
+    filters = tmp_path / "f.json"
+    filters.write_text(json.dumps({"asl": {"session": "1"}}))
+    args = [
+        str(dataset.root),
+        str(tmp_path / "o"),
+        "participant",
+        "--dry-run",
+        "--session-label",
+        "1",
+        "--bids-filter-file",
+        str(filters),
+    ]
+    assert main(args) == 2
+    assert "--session-label" in capsys.readouterr().err
+
+
+def test_dry_run_piped_into_head_is_quiet(example, tmp_path):
+    root = example("asl004")
+    command = (
+        f"{sys.executable} -m aslmig {root} {tmp_path / 'o'} participant --dry-run | head -n 1"
+    )
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("aslmig dry run: 1 ASL run(s)")
+    assert "Traceback" not in result.stderr
