@@ -1,0 +1,344 @@
+"""Quality-control metrics of CBF maps and ASL series.
+
+Tissue maps may be boolean masks or probability maps; probabilities are binarised at
+``threshold`` (default 0.7). All CBF values are mL/100 g/min.
+
+* mean GM / WM CBF and their ratio;
+* percentage of negative CBF voxels in GM;
+* spatial coefficient of variation, sCoV = 100 · SD / mean of CBF in GM (Mutsaerts et al.
+  2017, J Cereb Blood Flow Metab 37:3184);
+* a quality evaluation index in the spirit of QEI (Dolui et al. 2024, J Magn Reson Imaging;
+  coefficients as in ASLPrep): the geometric mean of a structural-similarity term, a
+  spatial-variability term and a negative-GM term, each in [0, 1];
+* temporal SNR of ΔM;
+* a motion summary from a framewise-displacement series supplied by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+DEFAULT_TISSUE_THRESHOLD = 0.7
+DEFAULT_FD_THRESHOLD_MM = 0.5
+#: QEI terms: exp(-a x^b) for variability and negative-GM fraction, 1 - exp(-a r^b) for
+#: the correlation with the pseudo-CBF map (Dolui et al. 2024; ASLPrep's coefficients).
+QEI_VARIABILITY = (0.054, 0.9272)
+QEI_NEGATIVE_GM = (2.8478, 0.5196)
+QEI_STRUCTURE = (3.0126, 2.4419)
+#: Pseudo-CBF map: GM perfusion taken as 2.5 times WM perfusion.
+PSEUDO_CBF_GM_WEIGHT = 2.5
+_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+
+
+def tissue_mask(tissue: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD) -> np.ndarray:
+    """Return a boolean mask from a mask or probability map.
+
+    Parameters
+    ----------
+    tissue : ndarray
+        Boolean mask or probability map.
+    threshold : float
+        Probability at or above which a voxel is in the tissue.
+
+    Returns
+    -------
+    ndarray of bool
+        The mask.
+    """
+    tissue = np.asarray(tissue)
+    return tissue if tissue.dtype == bool else tissue >= threshold
+
+
+def _values(cbf: np.ndarray, tissue: np.ndarray, threshold: float) -> np.ndarray:
+    cbf = np.asarray(cbf, float)
+    mask = tissue_mask(tissue, threshold)
+    if mask.shape != cbf.shape:
+        raise ValueError(f"tissue map shape {mask.shape} does not match CBF shape {cbf.shape}")
+    values = cbf[mask & np.isfinite(cbf)]
+    if values.size == 0:
+        raise ValueError("tissue mask is empty; check the tissue map and threshold")
+    return values
+
+
+def mean_tissue_cbf(
+    cbf: np.ndarray, tissue: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD
+) -> float:
+    """Mean CBF within a tissue.
+
+    Parameters
+    ----------
+    cbf : ndarray
+        CBF map.
+    tissue : ndarray
+        Tissue mask or probability map.
+    threshold : float
+        Binarisation threshold for probability maps.
+
+    Returns
+    -------
+    float
+        Mean CBF, mL/100 g/min.
+    """
+    return float(np.mean(_values(cbf, tissue, threshold)))
+
+
+def gm_wm_ratio(
+    cbf: np.ndarray, gm: np.ndarray, wm: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD
+) -> float:
+    """Ratio of mean GM to mean WM CBF.
+
+    Parameters
+    ----------
+    cbf : ndarray
+        CBF map.
+    gm, wm : ndarray
+        Tissue masks or probability maps.
+    threshold : float
+        Binarisation threshold.
+
+    Returns
+    -------
+    float
+        GM/WM CBF ratio (NaN if WM CBF is 0).
+    """
+    wm_mean = mean_tissue_cbf(cbf, wm, threshold)
+    return float(mean_tissue_cbf(cbf, gm, threshold) / wm_mean) if wm_mean else float("nan")
+
+
+def negative_gm_percent(
+    cbf: np.ndarray, gm: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD
+) -> float:
+    """Percentage of GM voxels with negative CBF.
+
+    Parameters
+    ----------
+    cbf : ndarray
+        CBF map.
+    gm : ndarray
+        GM mask or probability map.
+    threshold : float
+        Binarisation threshold.
+
+    Returns
+    -------
+    float
+        Percentage (0-100).
+    """
+    values = _values(cbf, gm, threshold)
+    return float(100.0 * np.count_nonzero(values < 0) / values.size)
+
+
+def spatial_cov(
+    cbf: np.ndarray, tissue: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD
+) -> float:
+    """Spatial coefficient of variation, 100 · SD / mean, of CBF in a tissue (usually GM).
+
+    Parameters
+    ----------
+    cbf : ndarray
+        CBF map.
+    tissue : ndarray
+        Tissue mask or probability map.
+    threshold : float
+        Binarisation threshold.
+
+    Returns
+    -------
+    float
+        sCoV in percent.
+    """
+    values = _values(cbf, tissue, threshold)
+    mean = np.mean(values)
+    return float(100.0 * np.std(values, ddof=1) / mean) if mean else float("nan")
+
+
+def _pooled_variance(cbf: np.ndarray, masks: list[np.ndarray]) -> float:
+    masks = [m for m in masks if np.count_nonzero(m) > 1]
+    total = sum((np.count_nonzero(m) - 1) * np.var(cbf[m]) for m in masks)
+    dof = sum(np.count_nonzero(m) for m in masks) - len(masks)
+    return float(total / dof) if dof > 0 else float("nan")
+
+
+def quality_evaluation_index(
+    cbf: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    csf: np.ndarray | None = None,
+    *,
+    threshold: float = DEFAULT_TISSUE_THRESHOLD,
+    smoothing_fwhm_mm: float | None = None,
+    voxel_size_mm: Sequence[float] | None = None,
+) -> float:
+    """Quality evaluation index of a CBF map, in [0, 1] (higher is better).
+
+    QEI = (S · V · N)^(1/3) with S = 1 − exp(−3.0126 · r^2.4419), r the correlation of CBF
+    with the pseudo-CBF map 2.5·p_GM + p_WM (negative r counts as 0); V = exp(−0.054 ·
+    CV^0.9272), CV the pooled within-tissue variance over |mean GM CBF|; and
+    N = exp(−2.8478 · n^0.5196), n the fraction of negative GM voxels.
+
+    Parameters
+    ----------
+    cbf : ndarray
+        CBF map.
+    gm, wm : ndarray
+        Probability maps (preferred) or masks.
+    csf : ndarray, optional
+        CSF probability map or mask.
+    threshold : float
+        Binarisation threshold for the tissue terms.
+    smoothing_fwhm_mm : float, optional
+        Smooth CBF first (Dolui et al. use 5 mm); needs ``voxel_size_mm``.
+    voxel_size_mm : sequence of float, optional
+        Voxel size, mm.
+
+    Returns
+    -------
+    float
+        QEI.
+    """
+    cbf = np.asarray(cbf, float)
+    if smoothing_fwhm_mm:
+        if voxel_size_mm is None:
+            raise ValueError("QEI smoothing needs voxel_size_mm")
+        sigma = smoothing_fwhm_mm * _FWHM_TO_SIGMA / np.asarray(voxel_size_mm, float)
+        cbf = ndimage.gaussian_filter(np.nan_to_num(cbf), sigma)
+    p_gm, p_wm = np.asarray(gm, float), np.asarray(wm, float)
+    pseudo = PSEUDO_CBF_GM_WEIGHT * p_gm + p_wm
+    support = np.isfinite(cbf) & (cbf != 0) & ((p_gm + p_wm) > 0)
+    r = max(0.0, float(np.corrcoef(cbf[support], pseudo[support])[0, 1]))
+    masks = [tissue_mask(t, threshold) for t in (gm, wm, csf) if t is not None]
+    gm_values = _values(cbf, gm, threshold)
+    variability = _pooled_variance(cbf, masks) / abs(float(np.mean(gm_values)))
+    negative = np.count_nonzero(gm_values < 0) / gm_values.size
+    terms = (
+        1.0 - np.exp(-QEI_STRUCTURE[0] * r ** QEI_STRUCTURE[1]),
+        np.exp(-QEI_VARIABILITY[0] * variability ** QEI_VARIABILITY[1]),
+        np.exp(-QEI_NEGATIVE_GM[0] * negative ** QEI_NEGATIVE_GM[1]),
+    )
+    return float(np.prod(terms) ** (1.0 / 3.0))
+
+
+def deltam_tsnr_map(deltam: np.ndarray) -> np.ndarray:
+    """Voxel-wise temporal SNR of ΔM: mean over volumes / SD over volumes.
+
+    Parameters
+    ----------
+    deltam : ndarray
+        ΔM series, volumes on the last axis (at least 2).
+
+    Returns
+    -------
+    ndarray
+        tSNR map (NaN where the SD is 0).
+    """
+    deltam = np.asarray(deltam, float)
+    if deltam.shape[-1] < 2:
+        raise ValueError("ΔM tSNR needs at least 2 ΔM volumes")
+    sd = deltam.std(axis=-1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, deltam.mean(axis=-1) / sd, np.nan)
+
+
+def deltam_tsnr(deltam: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Median voxel-wise ΔM tSNR within a mask.
+
+    Parameters
+    ----------
+    deltam : ndarray
+        ΔM series, volumes on the last axis.
+    mask : ndarray, optional
+        Mask (e.g. GM); all voxels if None.
+
+    Returns
+    -------
+    float
+        Median tSNR.
+    """
+    tsnr = deltam_tsnr_map(deltam)
+    values = tsnr if mask is None else tsnr[tissue_mask(mask)]
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def motion_summary(
+    framewise_displacement: Sequence[float] | np.ndarray,
+    threshold_mm: float = DEFAULT_FD_THRESHOLD_MM,
+) -> dict[str, float | int]:
+    """Summarise a framewise-displacement series computed by the caller.
+
+    Parameters
+    ----------
+    framewise_displacement : sequence of float
+        FD per volume, mm (NaN entries, e.g. the first volume, are ignored).
+    threshold_mm : float
+        FD above which a volume counts as high-motion.
+
+    Returns
+    -------
+    dict
+        ``mean_fd_mm``, ``max_fd_mm``, ``n_fd_above_threshold``, ``fd_threshold_mm``.
+    """
+    fd = np.asarray(framewise_displacement, float).ravel()
+    fd = fd[np.isfinite(fd)]
+    if fd.size == 0:
+        raise ValueError("framewise displacement series has no finite values")
+    return {
+        "mean_fd_mm": float(fd.mean()),
+        "max_fd_mm": float(fd.max()),
+        "n_fd_above_threshold": int(np.count_nonzero(fd > threshold_mm)),
+        "fd_threshold_mm": float(threshold_mm),
+    }
+
+
+def compute_qc_metrics(
+    cbf: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    csf: np.ndarray | None = None,
+    *,
+    deltam: np.ndarray | None = None,
+    framewise_displacement: Sequence[float] | None = None,
+    fd_threshold_mm: float = DEFAULT_FD_THRESHOLD_MM,
+    threshold: float = DEFAULT_TISSUE_THRESHOLD,
+) -> dict[str, float | int]:
+    """All QC metrics of one CBF map in one dictionary (for the ``desc-qc_cbf.json``).
+
+    Parameters
+    ----------
+    cbf : ndarray
+        Mean CBF map.
+    gm, wm : ndarray
+        Tissue probability maps or masks.
+    csf : ndarray, optional
+        CSF probability map or mask.
+    deltam : ndarray, optional
+        ΔM series (for tSNR).
+    framewise_displacement : sequence of float, optional
+        FD series (for the motion summary).
+    fd_threshold_mm : float
+        FD threshold, mm.
+    threshold : float
+        Tissue binarisation threshold.
+
+    Returns
+    -------
+    dict
+        Metric name to value.
+    """
+    metrics: dict[str, float | int] = {
+        "mean_gm_cbf": mean_tissue_cbf(cbf, gm, threshold),
+        "mean_wm_cbf": mean_tissue_cbf(cbf, wm, threshold),
+        "gm_wm_cbf_ratio": gm_wm_ratio(cbf, gm, wm, threshold),
+        "negative_gm_cbf_percent": negative_gm_percent(cbf, gm, threshold),
+        "gm_spatial_cov_percent": spatial_cov(cbf, gm, threshold),
+        "qei": quality_evaluation_index(cbf, gm, wm, csf, threshold=threshold),
+        "tissue_threshold": threshold,
+    }
+    if deltam is not None and np.shape(deltam)[-1] > 1:
+        metrics["deltam_tsnr_gm"] = deltam_tsnr(deltam, tissue_mask(gm, threshold))
+    if framewise_displacement is not None:
+        metrics.update(motion_summary(framewise_displacement, fd_threshold_mm))
+    return metrics
