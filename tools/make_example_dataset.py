@@ -103,7 +103,7 @@ def write_session(subject: str, session: str, ictal: bool, rng: np.random.Genera
 
 
 def write_t1w(subject: str, rng: np.random.Generator) -> None:
-    """A T1w-like image at twice the ASL resolution (WM bright, GM darker, CSF dark)."""
+    """Write a T1w-like image at twice the ASL resolution (WM bright, GM darker, CSF dark)."""
     shape = tuple(2 * n for n in SHAPE)
     brain, white, _ = tissue_maps(shape)
     t1w = np.where(brain, 600.0, 80.0)

@@ -1,0 +1,1 @@
+"""Thin nipype interfaces over aslmig's functions (the math lives elsewhere)."""
