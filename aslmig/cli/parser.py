@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
             "ASL perfusion MRI for migraine research: calibrated CBF (and ATT) per "
             "participant, regional tables, and group statistics, from an ASL-BIDS dataset."
         ),
-        epilog="Helper commands: 'aslmig demo [DIR]' sets up and plans a built-in example.",
+        epilog=(
+            "Helper commands: 'aslmig demo [DIR]' sets up and runs a built-in example; "
+            "'aslmig templates {fetch,list}' prefetches or lists the template files."
+        ),
     )
     parser.add_argument("bids_dir", type=Path, help="the input ASL-BIDS dataset (read-only)")
     parser.add_argument("output_dir", type=Path, help="where the derivatives dataset is written")

@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             from aslmig.cli.demo import demo
 
             return demo(argv[1:])
+        if argv and argv[0] == "templates":
+            from aslmig.cli.templates import templates_command
+
+            return templates_command(argv[1:])
         args = build_parser().parse_args(argv)
         if args.verbosity:
             LOGGER.setLevel(logging.INFO if args.verbosity == 1 else logging.DEBUG)
