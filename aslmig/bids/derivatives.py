@@ -34,6 +34,10 @@ ENTITY_ORDER = (
     ("atlas", "atlas"),
     ("cohort", "cohort"),
     ("resolution", "res"),
+    ("label", "label"),
+    ("from", "from"),
+    ("to", "to"),
+    ("mode", "mode"),
     ("description", "desc"),
 )
 _KNOWN_ENTITIES = {name for name, _ in ENTITY_ORDER}

@@ -49,7 +49,7 @@ class _DemoParser(argparse.ArgumentParser):
 
 
 def demo(argv: list[str]) -> int:
-    """Set up the example dataset in DIR and run the participant level on it (dry run).
+    """Set up the example dataset in DIR and run the participant level on it.
 
     Parameters
     ----------
@@ -65,11 +65,21 @@ def demo(argv: list[str]) -> int:
 
     parser = _DemoParser(
         prog="aslmig demo",
-        description="Copy the built-in example (two participants: HC and MwA with ictal and "
-        "interictal sessions) to DIR/bids and plan its processing.",
+        description="Copy the built-in example (two participants: HC, and MwA with ictal and "
+        "interictal sessions) to DIR/bids and process it into DIR/derivatives.",
     )
     parser.add_argument("directory", nargs="?", type=Path, default=Path("aslmig-demo"))
+    parser.add_argument("--dry-run", action="store_true", help="only print the plan")
+    parser.add_argument("--nprocs", default="2", help="processes nipype may run at once")
     args = parser.parse_args(argv)
     bids_dir = copy_example(args.directory / "bids")
+    output_dir = args.directory / "derivatives"
     print(f"Example dataset: {bids_dir}")
-    return main([str(bids_dir), str(args.directory / "derivatives"), "participant", "--dry-run"])
+    arguments = [str(bids_dir), str(output_dir), "participant"]
+    if args.dry_run:
+        return main([*arguments, "--dry-run"])
+    status = main([*arguments, "-w", str(args.directory / "work"), "--nprocs", args.nprocs])
+    if status == 0:
+        for report in sorted(output_dir.glob("sub-*.html")):
+            print(f"Participant report: {report}")
+    return status

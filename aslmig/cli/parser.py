@@ -74,66 +74,152 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("output_dir", type=Path, help="where the derivatives dataset is written")
     parser.add_argument("analysis_level", choices=ANALYSIS_LEVELS, help="processing stage")
     parser.add_argument("--version", action="version", version=f"aslmig {__version__}")
-    parser.add_argument("-v", "--verbose", dest="verbosity", action="count", default=0,
-                        help="more log output (repeat for more)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="count",
+        default=0,
+        help="more log output (repeat for more)",
+    )
 
     selection = parser.add_argument_group("what to process")
-    selection.add_argument("--participant-label", "--participant_label", nargs="+",
-                           metavar="LABEL", help="participants to process ('01' or 'sub-01')")
-    selection.add_argument("--session-label", nargs="+", metavar="LABEL",
-                           help="sessions to process ('1' or 'ses-1')")
-    selection.add_argument("--bids-filter-file", type=Path, metavar="FILE",
-                           help="JSON entity filters per query (asl, m0scan, t1w); "
-                                "null = entity absent, \"*\" = any value")
-    selection.add_argument("--bids-database-dir", type=Path, metavar="DIR",
-                           help="directory for pybids' index, reused on later runs")
-    selection.add_argument("--skip-bids-validation", action="store_true", default=None,
-                           help="do not check file names against the BIDS specification")
-    selection.add_argument("--dry-run", action="store_true",
-                           help="print the files and decisions per run, compute nothing")
+    selection.add_argument(
+        "--participant-label",
+        "--participant_label",
+        nargs="+",
+        metavar="LABEL",
+        help="participants to process ('01' or 'sub-01')",
+    )
+    selection.add_argument(
+        "--session-label", nargs="+", metavar="LABEL", help="sessions to process ('1' or 'ses-1')"
+    )
+    selection.add_argument(
+        "--bids-filter-file",
+        type=Path,
+        metavar="FILE",
+        help="JSON entity filters per query (asl, m0scan, t1w); "
+        'null = entity absent, "*" = any value',
+    )
+    selection.add_argument(
+        "--bids-database-dir",
+        type=Path,
+        metavar="DIR",
+        help="directory for pybids' index, reused on later runs",
+    )
+    selection.add_argument(
+        "--skip-bids-validation",
+        action="store_true",
+        default=None,
+        help="do not check file names against the BIDS specification",
+    )
+    selection.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the files and decisions per run, compute nothing",
+    )
 
     execution = parser.add_argument_group("execution")
-    execution.add_argument("-w", "--work-dir", type=Path, metavar="DIR",
-                           help="nipype working directory (reused by reruns)")
-    execution.add_argument("--nprocs", "--n-cpus", type=_positive_int, metavar="N",
-                           help="processes nipype may run at once")
-    execution.add_argument("--omp-nthreads", type=_positive_int, metavar="N",
-                           help="threads per process (ITK/ANTs, BLAS)")
-    execution.add_argument("--mem-gb", type=_positive_float, metavar="GB",
-                           help="memory nipype may plan for")
-    execution.add_argument("--plugin", choices=PLUGINS,
-                           help="nipype execution plugin (SLURM/SGE split the graph into jobs)")
-    execution.add_argument("--plugin-args", type=_json_object, metavar="JSON",
-                           help="plugin arguments as a JSON object, e.g. "
-                                "'{\"sbatch_args\": \"--time=1:00:00\"}'")
-    execution.add_argument("--stop-on-first-crash", action="store_true", default=None,
-                           help="stop everything at the first failing node")
-    execution.add_argument("--config-file", type=Path, metavar="FILE",
-                           help="TOML file with [execution] and [physics] tables "
-                                "(command-line options win)")
+    execution.add_argument(
+        "-w",
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="nipype working directory (reused by reruns)",
+    )
+    execution.add_argument(
+        "--nprocs",
+        "--n-cpus",
+        type=_positive_int,
+        metavar="N",
+        help="processes nipype may run at once",
+    )
+    execution.add_argument(
+        "--omp-nthreads",
+        type=_positive_int,
+        metavar="N",
+        help="threads per process (ITK/ANTs, BLAS)",
+    )
+    execution.add_argument(
+        "--mem-gb", type=_positive_float, metavar="GB", help="memory nipype may plan for"
+    )
+    execution.add_argument(
+        "--plugin",
+        choices=PLUGINS,
+        help="nipype execution plugin (SLURM/SGE split the graph into jobs)",
+    )
+    execution.add_argument(
+        "--plugin-args",
+        type=_json_object,
+        metavar="JSON",
+        help='plugin arguments as a JSON object, e.g. \'{"sbatch_args": "--time=1:00:00"}\'',
+    )
+    execution.add_argument(
+        "--stop-on-first-crash",
+        action="store_true",
+        default=None,
+        help="stop everything at the first failing node",
+    )
+    execution.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="FILE",
+        help="TOML file with [execution] and [physics] tables (command-line options win)",
+    )
 
     physics = parser.add_argument_group("physics (defaults: ASL white paper, Alsop 2015)")
-    physics.add_argument("--labeling-efficiency", type=_positive_float, metavar="ALPHA",
-                         help="labeling efficiency (wins over the sidecar's LabelingEfficiency and "
-                              "the white-paper default)")
-    physics.add_argument("--t1-blood", type=_positive_float, metavar="S",
-                         help="longitudinal relaxation time of arterial blood (s)")
-    physics.add_argument("--t1-tissue", type=_positive_float, metavar="S",
-                         help="longitudinal relaxation time of tissue (s), for M0 TR correction "
-                              "and the full kinetic model")
-    physics.add_argument("--partition-coefficient", type=_positive_float, metavar="LAMBDA",
-                         help="blood-brain partition coefficient (mL/g)")
-    physics.add_argument("--m0-scale", type=_positive_float, metavar="F",
-                         help="multiply M0 by this vendor scaling factor")
+    physics.add_argument(
+        "--labeling-efficiency",
+        type=_positive_float,
+        metavar="ALPHA",
+        help="labeling efficiency (wins over the sidecar's LabelingEfficiency and "
+        "the white-paper default)",
+    )
+    physics.add_argument(
+        "--t1-blood",
+        type=_positive_float,
+        metavar="S",
+        help="longitudinal relaxation time of arterial blood (s)",
+    )
+    physics.add_argument(
+        "--t1-tissue",
+        type=_positive_float,
+        metavar="S",
+        help="longitudinal relaxation time of tissue (s), for M0 TR correction "
+        "and the full kinetic model",
+    )
+    physics.add_argument(
+        "--partition-coefficient",
+        type=_positive_float,
+        metavar="LAMBDA",
+        help="blood-brain partition coefficient (mL/g)",
+    )
+    physics.add_argument(
+        "--m0-scale",
+        type=_positive_float,
+        metavar="F",
+        help="multiply M0 by this vendor scaling factor",
+    )
     return parser
 
 
 EXECUTION_OPTIONS = (
-    "work_dir", "nprocs", "omp_nthreads", "mem_gb", "plugin", "plugin_args",
-    "stop_on_first_crash", "bids_database_dir", "skip_bids_validation",
+    "work_dir",
+    "nprocs",
+    "omp_nthreads",
+    "mem_gb",
+    "plugin",
+    "plugin_args",
+    "stop_on_first_crash",
+    "bids_database_dir",
+    "skip_bids_validation",
 )
 PHYSICS_OPTIONS = (
-    "labeling_efficiency", "t1_blood", "t1_tissue", "partition_coefficient", "m0_scale"
+    "labeling_efficiency",
+    "t1_blood",
+    "t1_tissue",
+    "partition_coefficient",
+    "m0_scale",
 )
 
 

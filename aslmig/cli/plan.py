@@ -38,8 +38,10 @@ def delays(metadata: AslMetadata) -> str:
     """Describe the post-labeling delays (inversion times for PASL)."""
     name = "TI" if metadata.labeling_type == "PASL" else "PLD"
     plds = metadata.signal_plds
-    text = f"{name} {_seconds(plds)}" if len(plds) <= 8 else (
-        f"{name} {len(plds)} values from {plds[0]:g} to {plds[-1]:g} s"
+    text = (
+        f"{name} {_seconds(plds)}"
+        if len(plds) <= 8
+        else (f"{name} {len(plds)} values from {plds[0]:g} to {plds[-1]:g} s")
     )
     if metadata.labeling_duration:
         durations = sorted(
@@ -107,9 +109,7 @@ def describe_run(
 
 
 # "Alsop DC et al. Recommended ... Magn Reson Med 2015;73:102-116" -> "Alsop 2015"
-_CITATION = re.compile(
-    r"([A-Z][a-z]+) [A-Z]{1,3}\b[^()]*?\b((?:19|20)\d\d)\b[^()]*?(?=\s*[()]|$)"
-)
+_CITATION = re.compile(r"([A-Z][a-z]+) [A-Z]{1,3}\b[^()]*?\b((?:19|20)\d\d)\b[^()]*?(?=\s*[()]|$)")
 
 
 def short_source(source: str) -> str:

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from aslmig.bids.filters import load_bids_filters
-from aslmig.bids.layout import collect_runs, normalise_labels, open_layout
+from aslmig.bids.layout import AslRun, collect_runs, normalise_labels, open_layout
+from aslmig.cli.constants import constants_for, constants_for_run
 from aslmig.cli.parser import UsageError, build_parser, explicit_sections
 from aslmig.cli.plan import format_plan
 from aslmig.config import RunConfig, build_config, read_config_file
@@ -83,8 +84,8 @@ def check_paths(config: RunConfig) -> None:
             )
 
 
-def plan(config: RunConfig) -> str:
-    """Query and validate the input, and describe what would be done.
+def collect(config: RunConfig) -> list[AslRun]:
+    """Query and validate the input selected by the configuration.
 
     Parameters
     ----------
@@ -93,8 +94,8 @@ def plan(config: RunConfig) -> str:
 
     Returns
     -------
-    str
-        The dry-run plan.
+    list of AslRun
+        The validated runs.
     """
     check_paths(config)
     filters = load_bids_filters(Path(config.bids_filter_file)) if config.bids_filter_file else {}
@@ -103,19 +104,16 @@ def plan(config: RunConfig) -> str:
     layout = open_layout(
         Path(config.bids_dir), database, validate=not execution.skip_bids_validation
     )
-    runs = collect_runs(
+    return collect_runs(
         layout,
         list(config.participant_labels) if config.participant_labels else None,
         list(config.session_labels) if config.session_labels else None,
         filters,
     )
-    return format_plan(runs, Path(layout.root), constants=_constants_for(config))
 
 
 def _constants_for(config: RunConfig):
     """Return a function giving the constants the CBF engine will use for a run."""
-    from aslmig.cli.constants import constants_for_run
-
     return lambda run: constants_for_run(run, config.physics)
 
 
@@ -132,16 +130,23 @@ def run(config: RunConfig) -> int:
     int
         The exit status.
     """
-    text = plan(config)
+    if config.analysis_level == "group":
+        print(
+            "aslmig: error: the group level is not available in this version "
+            "(participant outputs are written by the participant level)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    runs = collect(config)
     if config.dry_run:
-        print(text)
+        root = runs[0].dataset_root
+        print(format_plan(runs, root, constants=_constants_for(config)))
         return EXIT_OK
-    print(
-        "aslmig: error: this version validates and plans ASL-BIDS datasets; run it with "
-        "--dry-run (participant processing and the group level come in later releases)",
-        file=sys.stderr,
-    )
-    return EXIT_FAILURE
+    for run in runs:  # every constant must resolve before anything is written
+        constants_for(run, config.physics)
+    from aslmig.cli.execute import execute
+
+    return execute(config, runs)
 
 
 def main(argv: list[str] | None = None) -> int:

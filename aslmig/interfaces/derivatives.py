@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
 from aslmig.bids.derivatives import atomic_write, output_path, write_sidecar
+
+RUN_ENTITIES = ("subject", "session", "acquisition", "reconstruction", "run", "direction")
+DERIVATIVE_ENTITIES = ("space", "atlas", "label", "description")
 
 
 class _SaveDerivativeInputSpec(BaseInterfaceInputSpec):
@@ -27,7 +33,17 @@ class _SaveDerivativeInputSpec(BaseInterfaceInputSpec):
     description = traits.Str("", usedefault=True, desc="desc entity, if any")
     sources = traits.List(traits.Str, desc="BIDS URIs of the inputs")
     metadata = traits.Dict(desc="further sidecar fields (units, constants, provenance)")
+    metadata_file = File(exists=True, desc="JSON file whose fields are added to the sidecar")
     write_json = traits.Bool(True, usedefault=True, desc="write a JSON sidecar")
+
+
+def _destination(inputs: Any, extension: str) -> Path:
+    entities = {key: value for key, value in inputs.entities.items() if key in RUN_ENTITIES}
+    for name in DERIVATIVE_ENTITIES:
+        value = getattr(inputs, name, "")
+        if isdefined(value) and value:
+            entities[name] = value
+    return Path(inputs.output_dir) / output_path(entities, inputs.suffix, extension)
 
 
 class _SaveDerivativeOutputSpec(TraitedSpec):
@@ -41,20 +57,54 @@ class SaveDerivative(SimpleInterface):
     output_spec = _SaveDerivativeOutputSpec
 
     def _run_interface(self, runtime):
-        entities = {
-            key: value
-            for key, value in self.inputs.entities.items()
-            if key in ("subject", "session", "acquisition", "reconstruction", "run", "direction")
-        }
-        for name in ("space", "atlas", "description"):
-            if getattr(self.inputs, name):
-                entities[name] = getattr(self.inputs, name)
-        relative = output_path(entities, self.inputs.suffix, self.inputs.extension)
-        destination = Path(self.inputs.output_dir) / relative
+        destination = _destination(self.inputs, self.inputs.extension)
         source = self.inputs.in_file
         atomic_write(destination, lambda temporary: shutil.copyfile(source, temporary))
         if self.inputs.write_json:
-            metadata = dict(self.inputs.metadata) if self.inputs.metadata else {}
-            write_sidecar(destination, list(self.inputs.sources or []), **metadata)
+            metadata = dict(self.inputs.metadata) if isdefined(self.inputs.metadata) else {}
+            if isdefined(self.inputs.metadata_file):
+                metadata.update(json.loads(Path(self.inputs.metadata_file).read_text()))
+            sources = list(self.inputs.sources) if isdefined(self.inputs.sources) else []
+            write_sidecar(destination, sources, **metadata)
         self._results["out_file"] = str(destination)
+        return runtime
+
+
+class _SaveTransformsInputSpec(BaseInterfaceInputSpec):
+    transforms = traits.List(File(exists=True), mandatory=True, desc="ANTs transform files")
+    output_dir = traits.Str(mandatory=True)
+    entities = traits.Dict(mandatory=True)
+    source_space = traits.Str(mandatory=True, desc="from- entity, e.g. asl or T1w")
+    target_space = traits.Str(mandatory=True, desc="to- entity, e.g. T1w or a template")
+
+
+class _SaveTransformsOutputSpec(TraitedSpec):
+    out_files = traits.List(File())
+
+
+class SaveTransforms(SimpleInterface):
+    """Save registration transforms as ``..._from-X_to-Y_mode-image_xfm.<ext>`` outputs."""
+
+    input_spec = _SaveTransformsInputSpec
+    output_spec = _SaveTransformsOutputSpec
+
+    def _run_interface(self, runtime):
+        saved = []
+        for transform in self.inputs.transforms:
+            name = Path(transform).name
+            extension = ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+            entities = {
+                key: value for key, value in self.inputs.entities.items() if key in RUN_ENTITIES
+            }
+            entities.update(
+                {"from": self.inputs.source_space, "to": self.inputs.target_space, "mode": "image"}
+            )
+            destination = Path(self.inputs.output_dir) / output_path(entities, "xfm", extension)
+            if str(destination) in saved:
+                raise ValueError(f"two transforms would both be saved as {destination}")
+            atomic_write(
+                destination, lambda temporary, src=transform: shutil.copyfile(src, temporary)
+            )
+            saved.append(str(destination))
+        self._results["out_files"] = saved
         return runtime

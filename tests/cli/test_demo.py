@@ -19,15 +19,15 @@ def test_example_dataset_is_shipped():
 
 
 def test_demo_plans_three_runs(tmp_path, capsys):
-    assert main(["demo", str(tmp_path / "demo")]) == 0
+    assert main(["demo", str(tmp_path / "demo"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "aslmig dry run: 3 ASL run(s)" in out
     assert out.count("white-paper single-delay PCASL") == 3
-    assert main(["demo", str(tmp_path / "demo")]) == 0
+    assert main(["demo", str(tmp_path / "demo"), "--dry-run"]) == 0
 
 
 def test_demo_refuses_a_foreign_folder(tmp_path, capsys):
     (tmp_path / "demo" / "bids").mkdir(parents=True)
     (tmp_path / "demo" / "bids" / "notes.txt").write_text("mine")
-    assert main(["demo", str(tmp_path / "demo")]) == 2
+    assert main(["demo", str(tmp_path / "demo"), "--dry-run"]) == 2
     assert "is not empty" in capsys.readouterr().err

@@ -253,7 +253,6 @@ SCENARIOS: dict[str, Scenario] = {
     "unknown-participant": Scenario("asl002", extra=("--participant-label", "99")),
     "nprocs-zero": Scenario("asl002", extra=("--nprocs", "0")),
     "output-inside-input": Scenario("asl002", output_inside_input=True),
-    "processing-asked": Scenario("asl002", dry_run=False),
     "filter-unknown-query": filter_file('{"bold": {}}'),
     "filter-short-entity": filter_file('{"asl": {"acq": "3d"}}'),
     "filter-run-word": filter_file('{"asl": {"run": "one"}}'),

@@ -1,0 +1,159 @@
+"""Run the participant graph with nipype: settings, progress, crash summaries, exit status."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aslmig.bids.derivatives import atomic_write, init_derivatives
+from aslmig.bids.layout import AslRun
+from aslmig.config import RunConfig, to_toml
+
+LOGGER = logging.getLogger("aslmig")
+
+
+def default_work_dir(output_dir: str) -> Path:
+    """Return a work directory outside OUTPUT_DIR that stays the same for reruns of one output."""
+    digest = hashlib.sha1(str(Path(output_dir).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"aslmig-work-{digest}"
+
+
+def config_log_path(config: RunConfig) -> Path:
+    """Where the resolved configuration of this invocation is saved (one per label set)."""
+    labels = "_".join(f"sub-{label}" for label in config.participant_labels or ()) or "all"
+    if len(labels) > 80:
+        labels = "many-" + hashlib.sha1(labels.encode()).hexdigest()[:10]
+    return Path(config.output_dir) / "logs" / f"config_{config.analysis_level}_{labels}.toml"
+
+
+class Progress:
+    """Print one short line per finished node: done/total, participant, stage."""
+
+    def __init__(self, total: int, stream=sys.stdout) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.start = time.monotonic()
+        self.stream = stream
+
+    def __call__(self, node: Any, status: str) -> None:
+        """Report a node (nipype ``status_callback``), called with 'start', 'end' or 'exception'."""
+        if status == "start":
+            return
+        self.done += 1
+        if status == "exception":
+            self.failed += 1
+        label = node.fullname.replace("aslmig_wf.", "").replace("_wf.", " ")
+        state = "FAILED" if status == "exception" else "done"
+        elapsed = time.monotonic() - self.start
+        print(
+            f"[{self.done:>3}/{self.total}] {elapsed:6.0f} s  {label}: {state}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _nipype_settings(config: RunConfig, work_dir: Path) -> dict[str, dict[str, Any]]:
+    crash_dir = Path(config.output_dir) / "logs" / "crash"
+    return {
+        "execution": {
+            "crashdump_dir": str(crash_dir),
+            "crashfile_format": "txt",
+            "stop_on_first_crash": config.execution.stop_on_first_crash,
+            "remove_unnecessary_outputs": False,
+            "hash_method": "content",
+            "check_version": False,
+        },
+        "logging": {"workflow_level": "WARNING", "interface_level": "WARNING"},
+    }
+
+
+def _plugin(config: RunConfig, progress: Progress) -> tuple[str, dict[str, Any]]:
+    execution = config.execution
+    args = dict(execution.plugin_args)
+    plugin = execution.plugin
+    if plugin == "MultiProc":
+        args.setdefault("n_procs", execution.nprocs)
+        if execution.mem_gb:
+            args.setdefault("memory_gb", execution.mem_gb)
+        args.setdefault("raise_insufficient", False)
+    if plugin in ("MultiProc", "Linear"):
+        args["status_callback"] = progress
+    return plugin, args
+
+
+def summarise_crashes(output_dir: Path, since: float) -> list[str]:
+    """One line per crash file written during this run (node and the error's last line)."""
+    crash_dir = Path(output_dir) / "logs" / "crash"
+    lines = []
+    for crash in sorted(crash_dir.glob("crash-*.txt")):
+        if crash.stat().st_mtime < since:
+            continue
+        text = crash.read_text(errors="replace").strip().splitlines()
+        node = next(
+            (line.split(":", 1)[1].strip() for line in text if line.startswith("Node:")), crash.name
+        )
+        error = next((line for line in reversed(text) if line.strip()), "unknown error")
+        lines.append(f"{node}: {error.strip()} (details: {crash})")
+    return lines
+
+
+def execute(config: RunConfig, runs: list[AslRun]) -> int:
+    """Build and run the participant workflow; return the exit status (0 or 1).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run configuration.
+    runs : list of AslRun
+        The validated runs to process.
+
+    Returns
+    -------
+    int
+        0 when every node finished, 1 when any failed (see ``OUTPUT_DIR/logs/``).
+    """
+    from nipype import config as nipype_config
+    from nipype import logging as nipype_logging
+    from nipype.interfaces.utility import IdentityInterface
+
+    from aslmig.workflows.base import init_aslmig_wf
+
+    output_dir = Path(config.output_dir)
+    init_derivatives(output_dir, Path(config.bids_dir))
+    log_path = config_log_path(config)
+    atomic_write(log_path, lambda temporary: temporary.write_text(to_toml(config)))
+    work_dir = Path(config.execution.work_dir or default_work_dir(config.output_dir))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    nipype_config.update_config(_nipype_settings(config, work_dir))
+    nipype_logging.update_logging(nipype_config)
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.execution.omp_nthreads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(config.execution.omp_nthreads))
+
+    workflow = init_aslmig_wf(config, runs)
+    workflow.base_dir = str(work_dir)
+    total = sum(
+        not isinstance(node.interface, IdentityInterface) for node in workflow._get_all_nodes()
+    )
+    progress = Progress(total)
+    plugin, plugin_args = _plugin(config, progress)
+    print(f"aslmig: {len(runs)} run(s), {total} steps; work directory {work_dir}", flush=True)
+    started = time.time()
+    try:
+        workflow.run(plugin=plugin, plugin_args=plugin_args)
+    except RuntimeError as error:
+        LOGGER.debug("nipype reported: %s", error)
+    crashes = summarise_crashes(output_dir, started)
+    if crashes:
+        print("aslmig: some steps failed:", file=sys.stderr)
+        for line in crashes:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"aslmig: finished in {time.time() - started:.0f} s; outputs in {output_dir}")
+    return 0

@@ -1,0 +1,1 @@
+"""Wiring of the participant graph (nipype workflows); the computations live elsewhere."""

@@ -1,0 +1,84 @@
+"""Top-level graph: one sub-workflow per participant, built from the validated runs."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from aslmig.atlas.templates import TemplateFiles, resolve_template
+from aslmig.bids.layout import AslRun
+from aslmig.config import RunConfig
+from aslmig.interfaces.reports import ParticipantReport
+from aslmig.workflows.anatomical import ANAT_OUTPUTS, init_anat_wf
+from aslmig.workflows.asl import init_asl_wf
+
+
+def init_aslmig_wf(config: RunConfig, runs: list[AslRun]) -> pe.Workflow:
+    """Build the participant-level graph for all selected runs.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run configuration.
+    runs : list of AslRun
+        Validated runs, sorted by participant.
+
+    Returns
+    -------
+    Workflow
+        ``aslmig_wf`` with one ``single_subject_<label>_wf`` per participant.
+    """
+    workflow = pe.Workflow(name="aslmig_wf")
+    template = resolve_template()
+    for subject, subject_runs in groupby(runs, key=lambda run: run.subject):
+        workflow.add_nodes([init_single_subject_wf(subject, list(subject_runs), config, template)])
+    return workflow
+
+
+def init_single_subject_wf(
+    subject: str, runs: list[AslRun], config: RunConfig, template: TemplateFiles
+) -> pe.Workflow:
+    """Build one participant's workflow: one anatomical workflow shared by its runs.
+
+    Parameters
+    ----------
+    subject : str
+        Participant label.
+    runs : list of AslRun
+        The participant's runs (all sessions).
+    config : RunConfig
+        The run configuration.
+    template : TemplateFiles
+        The output template.
+
+    Returns
+    -------
+    Workflow
+        ``single_subject_<label>_wf``.
+    """
+    workflow = pe.Workflow(name=f"single_subject_{subject}_wf")
+    t1w_files = sorted({str(run.t1w_file) for run in runs if run.t1w_file is not None})
+    anat_wfs = {
+        path: init_anat_wf(path, template, name=f"anat_{index}_wf")
+        for index, path in enumerate(t1w_files)
+    }
+    report = pe.Node(
+        ParticipantReport(subject=subject, output_dir=config.output_dir),
+        name="participant_report",
+        run_without_submitting=True,
+    )
+    merge = pe.Node(niu.Merge(len(runs)), name="collect_summaries")
+    for index, run in enumerate(runs, start=1):
+        has_anat = run.t1w_file is not None
+        asl_wf = init_asl_wf(run, config, template, has_anat)
+        if has_anat:
+            anat_wf = anat_wfs[str(run.t1w_file)]
+            workflow.connect([
+                (anat_wf, asl_wf, [(f"outputnode.{field}", f"inputnode.{field}")
+                                   for field in ANAT_OUTPUTS]),
+            ])  # fmt: skip
+        workflow.connect(asl_wf, "outputnode.summary", merge, f"in{index}")
+    workflow.connect(merge, "out", report, "summaries")
+    return workflow

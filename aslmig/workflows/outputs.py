@@ -1,0 +1,142 @@
+"""Output wiring: every derivative of a run or a participant saved with its sidecar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nipype.interfaces import utility as niu
+from nipype.pipeline import engine as pe
+
+from aslmig.atlas.templates import TemplateFiles
+from aslmig.bids.layout import AslRun
+from aslmig.bids.sidecars import relative_name
+from aslmig.config import RunConfig
+from aslmig.interfaces.derivatives import SaveDerivative, SaveTransforms
+
+CBF_UNITS = "mL/100 g/min"
+ASL_OUTPUTS = [
+    "cbf",
+    "cbf_std",
+    "att",
+    "att_std",
+    "mask",
+    "confounds",
+    "qc",
+    "provenance",
+    "registration_transforms",
+]
+
+
+def bids_uri(run: AslRun, path: Any) -> str:
+    """Name an input file as a BIDS URI relative to the raw dataset."""
+    return f"bids:raw:{relative_name(path, run.dataset_root)}"
+
+
+def run_sources(run: AslRun) -> list[str]:
+    """BIDS URIs of the raw files a run's outputs derive from."""
+    files = [run.asl_file, run.aslcontext_file, *run.sidecar_files]
+    if run.m0_file is not None:
+        files.append(run.m0_file)
+    return [bids_uri(run, path) for path in files]
+
+
+def _saver(name: str, run: AslRun, config: RunConfig, suffix: str, **inputs: Any) -> pe.Node:
+    node = pe.Node(
+        SaveDerivative(
+            output_dir=config.output_dir,
+            entities=dict(run.entities),
+            suffix=suffix,
+            sources=run_sources(run),
+            **inputs,
+        ),
+        name=name,
+        run_without_submitting=True,
+    )
+    return node
+
+
+def init_asl_outputs_wf(
+    run: AslRun, config: RunConfig, template: TemplateFiles, multi_delay: bool
+) -> pe.Workflow:
+    """Save the outputs of one run under their DESIGN.md §5 names.
+
+    Parameters
+    ----------
+    run : AslRun
+        The run.
+    config : RunConfig
+        The run configuration (``output_dir``).
+    template : TemplateFiles
+        The template of the template-space outputs (its ``space`` names them).
+    multi_delay : bool
+        Whether ATT maps exist.
+
+    Returns
+    -------
+    Workflow
+        ``inputnode`` fields: see :data:`ASL_OUTPUTS`.
+    """
+    workflow = pe.Workflow(name="outputs_wf")
+    inputnode = pe.Node(niu.IdentityInterface(fields=ASL_OUTPUTS), name="inputnode")
+    space = {"space": template.space, "metadata": {"Template": template.to_dict()}}
+    savers = {
+        "cbf": _saver("save_cbf", run, config, "cbf", metadata={"Units": CBF_UNITS}),
+        "cbf_std": _saver("save_cbf_std", run, config, "cbf", **space),
+        "mask": _saver(
+            "save_mask", run, config, "mask", description="brain", metadata={"Type": "Brain"}
+        ),
+        "confounds": _saver(
+            "save_confounds",
+            run,
+            config,
+            "timeseries",
+            extension=".tsv",
+            description="confounds",
+            metadata=CONFOUNDS_DESCRIPTION,
+        ),
+        "qc": _saver(
+            "save_qc", run, config, "cbf", extension=".json", description="qc", write_json=False
+        ),
+    }
+    savers["cbf_std"].inputs.metadata = {**space["metadata"], "Units": CBF_UNITS}
+    if multi_delay:
+        savers["att"] = _saver("save_att", run, config, "att", metadata={"Units": "s"})
+        savers["att_std"] = _saver(
+            "save_att_std",
+            run,
+            config,
+            "att",
+            space=template.space,
+            metadata={"Units": "s", "Template": template.to_dict()},
+        )
+    for field, node in savers.items():
+        workflow.connect(inputnode, field, node, "in_file")
+        if field in ("cbf", "cbf_std", "att", "att_std"):
+            workflow.connect(inputnode, "provenance", node, "metadata_file")
+    transforms = pe.Node(
+        SaveTransforms(
+            output_dir=config.output_dir,
+            entities=dict(run.entities),
+            source_space="asl",
+            target_space="T1w" if run.t1w_file else template.space,
+        ),
+        name="save_registration",
+        run_without_submitting=True,
+    )
+    workflow.connect(inputnode, "registration_transforms", transforms, "transforms")
+    return workflow
+
+
+CONFOUNDS_DESCRIPTION = {
+    "trans_x": {"Description": "translation along x", "Units": "mm"},
+    "trans_y": {"Description": "translation along y", "Units": "mm"},
+    "trans_z": {"Description": "translation along z", "Units": "mm"},
+    "rot_x": {"Description": "rotation about x", "Units": "rad"},
+    "rot_y": {"Description": "rotation about y", "Units": "rad"},
+    "rot_z": {"Description": "rotation about z", "Units": "rad"},
+    "framewise_displacement": {
+        "Description": "framewise displacement (Power et al. 2012), 50 mm head radius",
+        "Units": "mm",
+    },
+    "volume_type": {"Description": "aslcontext volume type"},
+}
