@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import nibabel as nb
 import numpy as np
 
 from aslmig.anat._images import (
@@ -379,23 +380,53 @@ def apply_transforms(
     transforms = [str(t) for t in transforms]
     flags = _invert_flags(transforms, invert_flags)
     ants = ants_module()
+    _chain_files(transforms)
     moving = read_image(in_file, "image to resample", ndims=(3, 4))
+    input_dtype = _stored_dtype(in_file)
     reference = _reference_grid(read_image(reference_file, "reference image", ndims=(3, 4)))
-    if not transforms:  # antsApplyTransforms needs at least one transform
-        transforms, flags = ["identity"], [False]
-    _chain_files([t for t in transforms if t != "identity"])
-    warped = ants.apply_transforms(
-        fixed=reference.clone("float"),
-        moving=moving.clone("float"),
-        transformlist=transforms,
-        interpolator=interpolation,
-        imagetype=3 if moving.dimension == 4 else 0,
-        whichtoinvert=flags,
-        defaultvalue=default_value,
-        singleprecision=True,
-    )
-    keep_type = interpolation in ("nearestNeighbor", "genericLabel")
-    return write_image(warped, out_file, moving.pixeltype if keep_type else "float")
+    with ants_scratch() as scratch:
+        if not transforms:  # antsApplyTransforms needs at least one transform
+            transforms, flags = [_identity_file(scratch / "identity.mat")], [False]
+        warped = ants.apply_transforms(
+            fixed=reference.clone("float"),
+            moving=moving.clone("float"),
+            transformlist=transforms,
+            interpolator=interpolation,
+            imagetype=3 if moving.dimension == 4 else 0,
+            whichtoinvert=flags,
+            defaultvalue=default_value,
+            singleprecision=True,
+        )
+    out_file = write_image(warped, out_file, "float")
+    if interpolation in ("nearestNeighbor", "genericLabel") and input_dtype is not None:
+        _cast_file(out_file, input_dtype)
+    return out_file
+
+
+def _stored_dtype(path: str | Path) -> np.dtype | None:
+    """Return the voxel type of an unscaled NIfTI file (None if it has a scale factor)."""
+    header = nb.load(str(path)).header
+    slope, inter = header.get_slope_inter()
+    if slope not in (None, 1.0) or inter not in (None, 0.0):
+        return None
+    return header.get_data_dtype()
+
+
+def _identity_file(path: Path) -> str:
+    ants = ants_module()
+    ants.write_transform(ants.create_ants_transform(dimension=3), str(path))
+    return str(path)
+
+
+def _cast_file(path: Path, dtype: np.dtype) -> None:
+    """Rewrite a float image with the voxel type of the input (labels stay integers)."""
+    image = nb.load(str(path))
+    data = np.asanyarray(image.dataobj)
+    if np.issubdtype(dtype, np.integer):
+        data = np.rint(data)
+    header = image.header.copy()
+    header.set_data_dtype(dtype)
+    nb.Nifti1Image(data.astype(dtype), image.affine, header).to_filename(str(path))
 
 
 def _invert_flags(transforms: list[str], invert_flags: Sequence[bool] | None) -> list[bool]:

@@ -59,6 +59,12 @@ T1_BLOOD = MappingProxyType({1.5: 1.35, 3.0: 1.65})
 #: T1 of (grey-matter) tissue in seconds, by nominal field strength in tesla.
 T1_TISSUE = MappingProxyType({1.5: 1.2, 3.0: 1.3})
 T1_TISSUE_SOURCE = MappingProxyType({1.5: WRIGHT_2008, 3.0: WANSAPURA_1999})
+#: T1 of white matter in seconds, by nominal field strength (only where a source is cited);
+#: used with tissue probability maps for a per-voxel tissue T1 in the full kinetic model.
+T1_WHITE_MATTER = MappingProxyType({3.0: 0.832})
+T1_WHITE_MATTER_SOURCE = MappingProxyType(
+    {3.0: "Wansapura JP et al. J Magn Reson Imaging 1999;9:531-538 (white matter T1 0.832 s)"}
+)
 #: How far (tesla) a reported field strength may be from a nominal one (e.g. 2.89 T -> 3 T).
 FIELD_STRENGTH_TOLERANCE_T = 0.25
 
@@ -68,6 +74,7 @@ CONSTANT_UNITS = MappingProxyType(
         "partition_coefficient": "mL/g",
         "t1_blood": "s",
         "t1_tissue": "s",
+        "t1_white_matter": "s",
         "labeling_efficiency": "1",
         "bs_pulse_efficiency": "1",
         "unit_scale": "(mL/100 g/min) / (mL/g/s)",
@@ -92,6 +99,9 @@ class QuantificationConstants:
     t1_tissue : float or None
         Longitudinal relaxation time of tissue, s (None when unknown for this field strength
         and not overridden; functions that need it then raise ``ValueError``).
+    t1_white_matter : float or None
+        T1 of white matter, s, for a per-voxel tissue T1 built from tissue maps (None when no
+        source is cited at this field strength and it is not overridden).
     labeling_efficiency : float
         Labeling efficiency α, background suppression included.
     unit_scale : float
@@ -109,6 +119,7 @@ class QuantificationConstants:
     partition_coefficient: float
     t1_blood: float
     t1_tissue: float | None
+    t1_white_matter: float | None
     labeling_efficiency: float
     unit_scale: float
     bs_pulses: int | None
@@ -287,6 +298,7 @@ def resolve_constants(
     if nominal is None:
         t1_blood = pick("t1_blood", None, "")
         t1_tissue = pick("t1_tissue", None, "unknown at this field strength")
+        t1_wm = pick("t1_white_matter", None, "unknown at this field strength")
         if t1_blood is None:
             raise ValueError(
                 f"no default blood T1 for MagneticFieldStrength={field_strength_t} T "
@@ -295,6 +307,11 @@ def resolve_constants(
     else:
         t1_blood = pick("t1_blood", T1_BLOOD[nominal], f"{WHITE_PAPER} ({nominal} T)")
         t1_tissue = pick("t1_tissue", T1_TISSUE[nominal], T1_TISSUE_SOURCE[nominal])
+        t1_wm = pick(
+            "t1_white_matter",
+            T1_WHITE_MATTER.get(nominal),
+            T1_WHITE_MATTER_SOURCE.get(nominal, "unknown at this field strength"),
+        )
 
     if "labeling_efficiency" in user:
         efficiency = user["labeling_efficiency"]
@@ -316,6 +333,7 @@ def resolve_constants(
         partition_coefficient=partition,
         t1_blood=t1_blood,
         t1_tissue=t1_tissue,
+        t1_white_matter=t1_wm,
         labeling_efficiency=efficiency,
         unit_scale=unit_scale,
         bs_pulses=pulses,

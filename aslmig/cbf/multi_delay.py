@@ -636,3 +636,37 @@ def _describe_t1(
     if t1_tissue is None:
         return constants.t1_tissue
     return float(t1_tissue) if np.ndim(t1_tissue) == 0 else "voxel-wise map"
+
+
+def tissue_t1_map(
+    gm: np.ndarray,
+    wm: np.ndarray,
+    t1_grey_matter: float,
+    t1_white_matter: float,
+    min_tissue: float = 0.05,
+) -> np.ndarray:
+    """Per-voxel tissue T1 from grey/white-matter probabilities (for the full kinetic model).
+
+    T1 = (p_GM·T1_GM + p_WM·T1_WM) / (p_GM + p_WM); voxels with less than ``min_tissue`` of
+    grey plus white matter get the grey-matter T1.
+
+    Parameters
+    ----------
+    gm, wm : ndarray
+        Tissue probability maps on the ASL grid.
+    t1_grey_matter, t1_white_matter : float
+        Tissue T1 values, s.
+    min_tissue : float
+        Smallest GM+WM fraction for which the weighted value is used.
+
+    Returns
+    -------
+    ndarray
+        Tissue T1 map, s.
+    """
+    gm = np.clip(np.asarray(gm, float), 0.0, 1.0)
+    wm = np.clip(np.asarray(wm, float), 0.0, 1.0)
+    total = gm + wm
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weighted = (gm * t1_grey_matter + wm * t1_white_matter) / total
+    return np.where(total >= min_tissue, weighted, t1_grey_matter)

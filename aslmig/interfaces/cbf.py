@@ -29,6 +29,7 @@ from aslmig.cbf import (
     resolve_constants,
     split_asl_series,
 )
+from aslmig.cbf.multi_delay import tissue_t1_map
 from aslmig.cbf.single_delay import deltam_to_cbf
 
 
@@ -64,6 +65,19 @@ def _m0_volumes(
         m0 = m0[..., np.newaxis] if m0.ndim == 3 else m0
         return m0, tuple(metadata["m0_repetition_time_preparation"])
     return None, None
+
+
+def _tissue_t1(constants, tissues: dict[str, np.ndarray]) -> tuple[object, str]:
+    """Tissue T1 for the full kinetic model: a GM/WM-weighted map when both are known."""
+    if constants.t1_white_matter is not None and "gm" in tissues and "wm" in tissues:
+        t1_map = tissue_t1_map(
+            tissues["gm"], tissues["wm"], constants.t1_tissue, constants.t1_white_matter
+        )
+        return t1_map, (
+            f"per voxel from GM/WM probabilities (GM {constants.t1_tissue} s, "
+            f"WM {constants.t1_white_matter} s)"
+        )
+    return constants.t1_tissue, f"{constants.t1_tissue} s everywhere"
 
 
 def quantify_run(
@@ -165,14 +179,17 @@ def quantify_run(
         "mask": mask,
     }
     if len(set(split.deltam_plds.tolist())) > 1:
+        t1_tissue, t1_note = _tissue_t1(constants, tissues)
         fit = fit_multi_delay(
             split.deltam,
             m0,
             split.deltam_plds,
             constants,
             model=options.multi_delay_model,
+            t1_tissue=t1_tissue,
             **timing,
         )
+        fit.provenance["tissue_t1"] = t1_note
         save("cbf", fit.cbf)
         save("att", fit.att)
         save("r2", fit.r2)

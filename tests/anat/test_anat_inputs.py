@@ -65,7 +65,7 @@ def test_4d_where_3d_needed(tmp_path, volume):
 def test_single_volume_4d_counts_as_3d(tmp_path, volume):
     data = np.asanyarray(nb.load(volume).dataobj)[..., None]
     single = _write(tmp_path / "single.nii.gz", data)
-    out = n4_bias_correct(single, tmp_path / "out.nii.gz", shrink_factor=1)
+    out = apply_transforms(single, volume, [], tmp_path / "out.nii.gz")
     assert nb.load(out).shape == (12, 12, 12)
 
 
@@ -149,7 +149,7 @@ _THREAD_PROBE = textwrap.dedent(
     """
     import sys
     import numpy as np, nibabel as nb
-    from aslmig.anat import n4_bias_correct, set_threads
+    from aslmig.anat import apply_transforms, set_threads
 
     def threads():
         with open("/proc/self/status") as status:
@@ -160,7 +160,7 @@ _THREAD_PROBE = textwrap.dedent(
     before = threads()
     data = np.random.default_rng(0).random((40, 40, 40)).astype(np.float32) + 1
     nb.Nifti1Image(data, np.eye(4)).to_filename(sys.argv[2])
-    n4_bias_correct(sys.argv[2], sys.argv[2], shrink_factor=1)
+    apply_transforms(sys.argv[2], sys.argv[2], [], sys.argv[2])
     print(threads() - before)
     """
 )

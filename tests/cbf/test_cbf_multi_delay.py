@@ -170,3 +170,12 @@ def test_bad_input_is_a_value_error(plds, kwargs, message):
     args = {"labeling_duration": 1.8, **kwargs}
     with pytest.raises(ValueError, match=message):
         fit_multi_delay(np.ones((2, 1, 1, 4)), 1000.0, plds, c, **args)
+
+
+def test_tissue_t1_map_weights_grey_and_white_matter():
+    from aslmig.cbf.multi_delay import tissue_t1_map
+
+    gm = np.array([1.0, 0.0, 0.5, 0.0, 0.02])
+    wm = np.array([0.0, 1.0, 0.5, 0.0, 0.02])
+    t1 = tissue_t1_map(gm, wm, 1.3, 0.8)
+    np.testing.assert_allclose(t1, [1.3, 0.8, 1.05, 1.3, 1.3], rtol=0, atol=1e-12)

@@ -3,7 +3,10 @@
 - ``mkdocs build --strict`` succeeds without warnings;
 - every command-line option is documented in ``docs/cli.md`` (and in the generated help);
 - every example filter file and every configuration key is documented;
-- every error message quoted in the docs is exactly what ``aslmig`` prints.
+- every error message quoted in the docs is exactly what ``aslmig`` prints;
+- the ``aslmig demo --dry-run`` output shown in getting-started.md is a real run, and the
+  example of a full ``aslmig demo`` run has the shape the code prints (checked without
+  processing anything, so that this module stays fast).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -33,8 +37,10 @@ from aslmig.bids.metadata import (
     SECONDS_LIMITS,
     VOLUME_TYPES,
 )
+from aslmig.cli.demo import copy_example
+from aslmig.cli.execute import Progress
 from aslmig.cli.parser import PLUGINS, build_parser
-from aslmig.cli.run import main
+from aslmig.cli.run import collect, config_from_args, main
 from aslmig.config import ExecutionConfig, PhysicsConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,6 +269,12 @@ SCENARIOS: dict[str, Scenario] = {
 }
 QUOTING_PAGES = ("inputs.md", "getting-started.md", "bids-filters.md", "configuration.md")
 MESSAGE_TEMPLATE = "aslmig: error: FILE: PROBLEM (FIX)"
+# Status lines of a processing run (standard output, not messages); the example run in
+# getting-started.md shows them and test_demo_run_example_has_the_shape_the_code_prints
+# checks them.
+STATUS_LINE = re.compile(
+    r"aslmig: (\d+ run\(s\), \d+ steps; work directory .+|finished in \d+ s; outputs in .+)"
+)
 
 
 @contextlib.contextmanager
@@ -309,7 +321,11 @@ def quoted_messages() -> dict[str, set[str]]:
         blocks = re.findall(r"```text\n(.*?)```", page(name), flags=re.DOTALL)
         lines = {line.strip() for block in blocks for line in block.splitlines()}
         found[name] = {
-            line for line in lines if line.startswith("aslmig:") and line != MESSAGE_TEMPLATE
+            line
+            for line in lines
+            if line.startswith("aslmig:")
+            and line != MESSAGE_TEMPLATE
+            and not STATUS_LINE.fullmatch(line)
         }
     return found
 
@@ -337,12 +353,69 @@ def test_every_quoted_message_is_produced_by_the_code(produced):
 
 # --------------------------------------------------------------------------- demo output
 
+SHOWN_HOME = "/home/me"  # how the docs show the folder `aslmig demo` is run from
+DEMO_DIR = "aslmig-demo"  # the default folder of `aslmig demo`
+PROGRESS_LINE = re.compile(r"\[ *(\d+)/(\d+)\] +\d+ s  (.+): (done|FAILED)")
 
-def test_demo_output_shown_in_getting_started_is_real(tmp_path, capsys):
-    block = re.search(r"```console\n\$ aslmig demo\n(.*?)```", page("getting-started.md"), re.S)
-    assert block, "getting-started.md shows no `$ aslmig demo` output"
+
+def test_demo_dry_run_output_shown_in_getting_started_is_real(tmp_path, capsys):
+    """Run the `$ aslmig demo ...` command shown with output (a dry run: seconds, not minutes)."""
+    text = page("getting-started.md")
+    shown_calls = re.findall(r"```console\n\$ (aslmig demo[^\n]*)\n(.*?)```", text, re.S)
+    blocks = [(command, output) for command, output in shown_calls if output.strip()]
+    assert len(blocks) == 1, "getting-started.md should show the output of one `aslmig demo` call"
+    command, output = blocks[0]
+    arguments = shlex.split(command)[1:]
+    assert "--dry-run" in arguments, "the shown (and tested) demo output must be a dry run"
     with working_directory(tmp_path):
-        assert main(["demo"]) == 0
-    real = capsys.readouterr().out.replace(str(tmp_path.resolve()), "/home/me").splitlines()
-    shown = block.group(1).splitlines()
+        assert main(arguments) == 0
+    real = capsys.readouterr().out.replace(str(tmp_path.resolve()), SHOWN_HOME).splitlines()
+    shown = output.splitlines()
     assert shown == real[: len(shown)]
+    assert f"It ends with `{real[-1]}`" in text
+
+
+def test_demo_run_example_has_the_shape_the_code_prints(tmp_path):
+    """The full-run example (a ``text`` block, not executed) against the real graph."""
+    block = re.search(r"```text\n\$ aslmig demo\n(.*?)```", page("getting-started.md"), re.S)
+    assert block, "getting-started.md shows no example of a full `aslmig demo` run"
+    lines = block.group(1).splitlines()
+    with working_directory(tmp_path):
+        bids = copy_example(Path(DEMO_DIR) / "bids")
+        arguments = [str(bids), f"{DEMO_DIR}/derivatives", "participant", "-w", f"{DEMO_DIR}/work"]
+        config = config_from_args(build_parser().parse_args(arguments))
+        runs = collect(config)
+    from nipype.interfaces.utility import IdentityInterface
+
+    from aslmig.workflows.base import init_aslmig_wf
+
+    workflow = init_aslmig_wf(config, runs)
+    total = sum(
+        not isinstance(node.interface, IdentityInterface) for node in workflow._get_all_nodes()
+    )
+    steps = [
+        node
+        for node in workflow._create_flat_graph().nodes()
+        if not isinstance(node.interface, IdentityInterface)
+    ]
+    assert len(steps) == total
+    stream = io.StringIO()
+    progress = Progress(total, stream=stream)
+    for node in steps:
+        progress(node, "end")
+    printed = [PROGRESS_LINE.fullmatch(line) for line in stream.getvalue().splitlines()]
+    assert all(printed), "PROGRESS_LINE no longer matches what Progress prints"
+    labels = {match.group(3) for match in printed}
+
+    assert lines[0] == f"Example dataset: {DEMO_DIR}/bids"
+    assert lines[1] == f"aslmig: {len(runs)} run(s), {total} steps; work directory {DEMO_DIR}/work"
+    shown = [PROGRESS_LINE.fullmatch(line) for line in lines[2:-3]]
+    assert shown and all(shown), "every line between the header and the end is a progress line"
+    for match in shown:
+        assert int(match.group(2)) == total
+        assert match.group(3) in labels, f"no such step: {match.group(3)}"
+    finished = re.fullmatch(r"aslmig: finished in \d+ s; outputs in (.+)", lines[-3])
+    assert finished and finished.group(1) == f"{SHOWN_HOME}/{DEMO_DIR}/derivatives"
+    subjects = sorted({run.subject for run in runs})
+    reports = [f"Participant report: {DEMO_DIR}/derivatives/sub-{label}.html" for label in subjects]
+    assert lines[-2:] == reports

@@ -1,0 +1,167 @@
+"""End to end through the CLI on datasets made by the independent simulator asldro.
+
+One ASL-BIDS dataset holds five participants, each an asldro configuration (see
+tests/data/asldro/README.md); ``aslmig ... participant`` processes them in one call:
+
+- ``motion``: PCASL with a rigid head displacement applied by asldro, with a T1w (a
+  T1-weighted image made from the truth segmentation);
+- ``motionnot1w``: the same series without a T1w (ASL registered straight to the template);
+- ``multidelay``: six PLDs, asldro's default tissue T1s (GM ATT 0.8 s, WM 1.2 s), with a T1w;
+- ``pcasl`` / ``pasl``: the white-paper-exact recipes (CBF 60 / 20 exactly), with a T1w.
+
+The asldro grid is ICBM 2009a at 3 mm, so the truth can be compared in template space.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nb
+import numpy as np
+import pytest
+from asldro_adapter import asldro_to_bids
+from scipy import ndimage
+
+from aslmig.atlas.templates import resolve_template
+from aslmig.cli.run import main
+
+ASLDRO = Path(__file__).parents[1] / "data" / "asldro"
+PARTICIPANTS = {
+    "motion": ("pcasl_motion", True),
+    "motionnot1w": ("pcasl_motion", False),
+    "multidelay": ("multi_delay", True),
+    "pcasl": ("pcasl_exact", True),
+    "pasl": ("pasl_exact", True),
+}
+GM, WM, CSF = 1, 2, 3
+# T1-weighted contrast. asldro's own structural image of the exactness recipe has nearly equal
+# GM and WM T1 (GM brighter, from proton density), which is not T1w contrast.
+T1W_INTENSITY = {GM: 600.0, WM: 900.0, CSF: 150.0}
+
+
+def synthetic_t1w(dseg_file: Path, out_file: Path) -> Path:
+    """A T1w-like image on the truth grid, from the truth segmentation (slightly blurred)."""
+    dseg = nb.load(dseg_file)
+    labels = np.asanyarray(dseg.dataobj)
+    image = np.zeros(labels.shape)
+    for label, intensity in T1W_INTENSITY.items():
+        image[labels == label] = intensity
+    image = ndimage.gaussian_filter(image, 0.5)
+    nb.Nifti1Image(image.astype(np.float32), dseg.affine).to_filename(out_file)
+    return out_file
+
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory):
+    """Build the dataset, run the participant level once, return (bids, output) folders."""
+    root = tmp_path_factory.mktemp("asldro")
+    bids = root / "bids"
+    t1w = synthetic_t1w(ASLDRO / "pcasl_exact" / "truth_dseg.nii.gz", root / "t1w.nii.gz")
+    for subject, (source, with_t1w) in PARTICIPANTS.items():
+        asldro_to_bids(ASLDRO / source, bids, subject=subject, t1w=t1w if with_t1w else None)
+    output = root / "out"
+    status = main(
+        [str(bids), str(output), "participant", "-w", str(root / "work"), "--nprocs", "2"]
+    )
+    assert status == 0
+    return bids, output
+
+
+def perf(output: Path, subject: str, suffix: str, space: str | None = None) -> Path:
+    space_part = f"_space-{space}" if space else ""
+    return output / f"sub-{subject}" / "perf" / f"sub-{subject}{space_part}_{suffix}"
+
+
+def truth(subject: str, name: str) -> nb.Nifti1Image:
+    return nb.load(ASLDRO / PARTICIPANTS[subject][0] / f"truth_{name}.nii.gz")
+
+
+def deep(mask: np.ndarray) -> np.ndarray:
+    """Voxels one voxel away from any other tissue (no partial volume after resampling)."""
+    return ndimage.binary_erosion(mask, iterations=1)
+
+
+def template_truth(subject: str, label: int) -> tuple[np.ndarray, str]:
+    """The truth label mask resampled (nearest) onto the template grid, deep voxels only."""
+    template = resolve_template()
+    grid = nb.load(template.t1w)
+    dseg = truth(subject, "dseg")
+    voxel_map = np.linalg.inv(dseg.affine) @ grid.affine
+    labels = ndimage.affine_transform(
+        np.asanyarray(dseg.dataobj),
+        voxel_map[:3, :3],
+        voxel_map[:3, 3],
+        output_shape=grid.shape[:3],
+        order=0,
+    )
+    return deep(deep(labels == label)), template.space
+
+
+def test_outputs_and_sidecars(processed):
+    _, output = processed
+    space = resolve_template().space
+    for subject in PARTICIPANTS:
+        for name in (
+            "cbf.nii.gz",
+            "cbf.json",
+            "desc-brain_mask.nii.gz",
+            "desc-qc_cbf.json",
+            "desc-confounds_timeseries.tsv",
+        ):
+            assert perf(output, subject, name).is_file(), name
+        assert perf(output, subject, "cbf.nii.gz", space).is_file()
+        assert (output / f"sub-{subject}.html").is_file()
+        sidecar = json.loads(perf(output, subject, "cbf.json").read_text())
+        assert sidecar["Units"] == "mL/100 g/min"
+        assert sidecar["Sources"][0] == f"bids:raw:sub-{subject}/perf/sub-{subject}_asl.nii.gz"
+        assert sidecar["Constants"]["partition_coefficient"]["value"] == 0.9
+    assert perf(output, "motion", "from-asl_to-T1w_mode-image_xfm.mat").is_file()
+    assert list((output / "logs").glob("config_participant_*.toml"))
+
+
+@pytest.mark.parametrize(("subject", "tolerance"), [("motion", 0.05), ("motionnot1w", 0.10)])
+def test_template_space_grey_matter_cbf(processed, subject, tolerance):
+    _, output = processed
+    grey, space = template_truth(subject, GM)
+    cbf = nb.load(perf(output, subject, "cbf.nii.gz", space)).get_fdata()
+    assert grey.sum() > 500
+    assert cbf[grey].mean() == pytest.approx(60.0, rel=tolerance)
+
+
+def test_brain_mask_against_truth(processed):
+    _, output = processed
+    for subject in ("motion", "motionnot1w"):
+        mask = nb.load(perf(output, subject, "desc-brain_mask.nii.gz")).get_fdata() > 0
+        brain = np.isin(np.asanyarray(truth(subject, "dseg").dataobj), (GM, WM))
+        dice = 2 * (mask & brain).sum() / (mask.sum() + brain.sum())
+        assert dice >= 0.9
+
+
+@pytest.mark.parametrize("subject", ["pcasl", "pasl"])
+def test_native_white_paper_cbf_is_exact(processed, subject):
+    """Issue 3's CLI check: the exactness recipe gives 60.00 / 20.00 (±0.05) in pure voxels."""
+    _, output = processed
+    cbf = nb.load(perf(output, subject, "cbf.nii.gz")).get_fdata()
+    labels = np.asanyarray(truth(subject, "dseg").dataobj)
+    assert cbf[deep(labels == GM)].mean() == pytest.approx(60.0, abs=0.05)
+    assert cbf[deep(labels == WM)].mean() == pytest.approx(20.0, abs=0.05)
+
+
+def test_multi_delay_att(processed):
+    _, output = processed
+    grey, space = template_truth("multidelay", GM)
+    att = nb.load(perf(output, "multidelay", "att.nii.gz", space)).get_fdata()
+    assert att[grey].mean() == pytest.approx(0.8, abs=0.1)
+    white, _ = template_truth("multidelay", WM)
+    cbf = nb.load(perf(output, "multidelay", "cbf.nii.gz", space)).get_fdata()
+    assert cbf[grey].mean() == pytest.approx(60.0, rel=0.05)
+    # white matter: tissue T1 from the T1w's tissue maps (GM 1.3 s, WM 0.832 s)
+    assert att[white].mean() == pytest.approx(1.2, abs=0.1)
+    assert cbf[white].mean() == pytest.approx(20.0, rel=0.10)
+    native = nb.load(perf(output, "multidelay", "att.nii.gz")).get_fdata()
+    labels = np.asanyarray(truth("multidelay", "dseg").dataobj)
+    assert np.median(native[deep(labels == GM)]) == pytest.approx(0.8, abs=0.1)
