@@ -82,6 +82,7 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {"execution": ExecutionConfig, "physics": PhysicsConfig}
+RECORD_SECTION = "run"
 
 
 def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -105,6 +106,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise InputError(path, f"invalid TOML: {error}") from None
     checked: dict[str, dict[str, Any]] = {}
+    content.pop(RECORD_SECTION, None)  # written by aslmig; describes a past invocation
     for section, values in content.items():
         if section not in SECTIONS or not isinstance(values, dict):
             raise InputError(
@@ -184,7 +186,11 @@ def build_config(
 
 def to_toml(config: RunConfig) -> str:
     """Serialise a configuration as TOML (flat tables of scalars, lists and inline tables)."""
-    lines: list[str] = []
+    lines: list[str] = [
+        "# aslmig run configuration. [execution] and [physics] can be reused with",
+        "# --config-file; the [run] table records the invocation and is ignored there.",
+        "[run]",
+    ]
     top = {
         key: value
         for key, value in dataclasses.asdict(config).items()

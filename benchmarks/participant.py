@@ -97,9 +97,19 @@ def main() -> None:
         monitored = True
     except ImportError:
         monitored = False
-    nipype_config.update_config({"execution": {"crashdump_dir": str(work / "crash")}})
+    from nipype import logging as nipype_logging
+
+    nipype_config.update_config(
+        {
+            "execution": {"crashdump_dir": str(work / "crash")},
+            "logging": {"workflow_level": "WARNING", "interface_level": "WARNING"},
+        }
+    )
+    nipype_logging.update_logging(nipype_config)
     config = RunConfig(
-        bids_dir=str(bids), output_dir=str(work / "out"), analysis_level="participant",
+        bids_dir=str(bids),
+        output_dir=str(work / "out"),
+        analysis_level="participant",
         execution=ExecutionConfig(nprocs=2, omp_nthreads=2),
     )
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "2"

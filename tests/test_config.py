@@ -31,7 +31,7 @@ def test_toml_round_trip():
         },
     )
     parsed = tomllib.loads(to_toml(config))
-    assert parsed["participant_labels"] == ["01", "02"]
+    assert parsed["run"]["participant_labels"] == ["01", "02"]
     assert parsed["execution"]["plugin_args"] == {"sbatch_args": '--mem=4G "x"'}
     assert parsed["execution"]["mem_gb"] == 3.5
     assert parsed["physics"]["labeling_efficiency"] == 0.8
@@ -65,3 +65,11 @@ def test_config_file_errors(tmp_path, text, words):
 def test_missing_config_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_config_file(tmp_path / "none.toml")
+
+
+def test_saved_configuration_can_be_reused(tmp_path):
+    config = build_config(BASE, {}, {"execution": {"nprocs": 3}, "physics": {"t1_blood": 1.6}})
+    path = tmp_path / "saved.toml"
+    path.write_text(to_toml(config))
+    again = build_config(BASE, read_config_file(path), {})
+    assert again == config

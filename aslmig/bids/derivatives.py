@@ -197,6 +197,7 @@ def dataset_description(source_dataset: Path) -> dict[str, Any]:
         "DatasetType": "derivative",
         "GeneratedBy": [generated_by],
         "SourceDatasets": [{"URL": Path(source_dataset).resolve().as_uri()}],
+        "DatasetLinks": {"raw": Path(source_dataset).resolve().as_uri()},
     }
 
 

@@ -127,7 +127,7 @@ def _translate(path: Path, query_name: str, entity: str, value: Any) -> Any:
             raise InputError(
                 path,
                 f"{query_name}.{entity} is {quote(value)}",
-                "use a string, an integer, a list of them, null or \"*\"",
+                'use a string, an integer, a list of them, null or "*"',
             )
     if entity == "run":
         if not all(str(item).isdigit() for item in values):

@@ -77,4 +77,3 @@ def check_voxels(path: Path, shown_as: str) -> None:
         raise InputError(shown_as, f"the image data are truncated or corrupt ({error})") from None
     if not any_nonzero:
         raise InputError(shown_as, "every voxel of the image is zero", "check the conversion")
-

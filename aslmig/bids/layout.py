@@ -211,7 +211,8 @@ def collect_runs(
     if session_labels:
         if "session" in asl_query:
             raise InputError(
-                "--session-label", "the BIDS filter file also selects asl sessions",
+                "--session-label",
+                "the BIDS filter file also selects asl sessions",
                 "use one of the two",
             )
         asl_query["session"] = session_labels

@@ -323,9 +323,7 @@ def parse_asl_metadata(
     _check_signal_plds(fields, plds, volume_types, labeling_type)
     durations = None
     if labeling_type in ("PCASL", "CASL"):
-        durations = fields.numbers(
-            "LabelingDuration", n_volumes, per_volume, required=True
-        )
+        durations = fields.numbers("LabelingDuration", n_volumes, per_volume, required=True)
         _check_signal_durations(fields, durations, volume_types)
     bolus_flag, bolus_times, bolus_technique = _bolus_cutoff(fields, labeling_type)
 
@@ -365,9 +363,7 @@ def parse_asl_metadata(
         acquisition_type=acquisition_type,
         slice_timing=slice_timing,
         slice_axis=slice_axis,
-        labeling_efficiency=fields.number(
-            "LabelingEfficiency", required=False, maximum=1.0
-        ),
+        labeling_efficiency=fields.number("LabelingEfficiency", required=False, maximum=1.0),
         total_acquired_pairs=pairs,
         image_shape=tuple(image_shape),
         manufacturer=manufacturer if isinstance(manufacturer, str) else None,
@@ -456,8 +452,7 @@ def _check_m0_type(
     if m0_type == "Separate" and not has_m0_file:
         raise fields.error(
             "M0Type is Separate but no *_m0scan.nii[.gz] file belongs to this run",
-            "add the M0 scan to perf/ with the run's entities, or name the run in its "
-            "IntendedFor",
+            "add the M0 scan to perf/ with the run's entities, or name the run in its IntendedFor",
         )
     if m0_type == "Estimate":
         return fields.number("M0Estimate")
@@ -520,9 +515,7 @@ def _slice_timing(
     if required and not fields.has("SliceTiming"):
         fields.require("SliceTiming", why)
     n_slices = image_shape[slice_axis]
-    timing = fields.numbers(
-        "SliceTiming", None, required=required, minimum=0.0, inclusive=True
-    )
+    timing = fields.numbers("SliceTiming", None, required=required, minimum=0.0, inclusive=True)
     if timing is None:
         return None
     if len(timing) != n_slices:

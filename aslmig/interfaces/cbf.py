@@ -41,6 +41,7 @@ class QuantifyOptions:
     m0_scale: float = 1.0
     m0_smoothing_fwhm_mm: float = 0.0
     multi_delay_model: str = "full"
+    min_m0_fraction: float = 0.25
 
 
 def _load(path: str | None) -> np.ndarray | None:
@@ -65,6 +66,32 @@ def _m0_volumes(
         m0 = m0[..., np.newaxis] if m0.ndim == 3 else m0
         return m0, tuple(metadata["m0_repetition_time_preparation"])
     return None, None
+
+
+def _reliable_m0(
+    mask: np.ndarray, m0: np.ndarray | float, min_fraction: float
+) -> tuple[np.ndarray, dict[str, float | int]]:
+    """Drop brain-mask voxels whose M0 is a small fraction of the brain's median M0.
+
+    Dividing by a near-zero M0 (edge slices, signal dropout) gives meaningless CBF values
+    of thousands of mL/100 g/min; such voxels are left out (set to 0) and counted.
+    """
+    if np.ndim(m0) == 0:
+        return mask, {"fraction_of_median": min_fraction, "voxels_excluded": 0}
+    median = float(np.median(m0[mask])) if mask.any() else 0.0
+    if median <= 0:
+        raise ValueError(
+            f"the M0 image has no positive signal in the brain mask (median {median:g}); "
+            "check the M0 scan and m0_scale"
+        )
+    threshold = min_fraction * median
+    reliable = mask & (m0 > threshold)
+    record = {
+        "fraction_of_median": min_fraction,
+        "threshold": threshold,
+        "voxels_excluded": int(mask.sum() - reliable.sum()),
+    }
+    return reliable, record
 
 
 def _tissue_t1(constants, tissues: dict[str, np.ndarray]) -> tuple[object, str]:
@@ -170,6 +197,8 @@ def quantify_run(
         voxel_size_mm=header.get_zooms()[:3],
         mask=mask,
     )
+    mask, m0_floor = _reliable_m0(mask, m0, options.min_m0_fraction)
+    m0_info["low_m0_floor"] = m0_floor
     save("deltam", split.deltam.mean(axis=-1))
     timing = {
         "labeling_duration": split.deltam_labeling_durations,
@@ -215,6 +244,7 @@ def quantify_run(
         "m0_scale": options.m0_scale,
         "m0_smoothing_fwhm_mm": options.m0_smoothing_fwhm_mm,
         "multi_delay_model": options.multi_delay_model,
+        "min_m0_fraction": options.min_m0_fraction,
     }
     outputs["provenance"] = provenance
     return outputs

@@ -28,8 +28,10 @@ class _SaveDerivativeInputSpec(BaseInterfaceInputSpec):
     entities = traits.Dict(mandatory=True, desc="entities of the source run")
     suffix = traits.Str(mandatory=True, desc="output suffix, e.g. cbf")
     extension = traits.Str(".nii.gz", usedefault=True, desc="output extension")
+    datatype = traits.Str("perf", usedefault=True, desc="datatype folder (perf, anat)")
     space = traits.Str("", usedefault=True, desc="template space entity, if any")
     atlas = traits.Str("", usedefault=True, desc="atlas entity, if any")
+    label = traits.Str("", usedefault=True, desc="label entity (tissue), if any")
     description = traits.Str("", usedefault=True, desc="desc entity, if any")
     sources = traits.List(traits.Str, desc="BIDS URIs of the inputs")
     metadata = traits.Dict(desc="further sidecar fields (units, constants, provenance)")
@@ -43,7 +45,9 @@ def _destination(inputs: Any, extension: str) -> Path:
         value = getattr(inputs, name, "")
         if isdefined(value) and value:
             entities[name] = value
-    return Path(inputs.output_dir) / output_path(entities, inputs.suffix, extension)
+    return Path(inputs.output_dir) / output_path(
+        entities, inputs.suffix, extension, datatype=inputs.datatype
+    )
 
 
 class _SaveDerivativeOutputSpec(TraitedSpec):
@@ -76,6 +80,7 @@ class _SaveTransformsInputSpec(BaseInterfaceInputSpec):
     entities = traits.Dict(mandatory=True)
     source_space = traits.Str(mandatory=True, desc="from- entity, e.g. asl or T1w")
     target_space = traits.Str(mandatory=True, desc="to- entity, e.g. T1w or a template")
+    datatype = traits.Str("perf", usedefault=True, desc="datatype folder")
 
 
 class _SaveTransformsOutputSpec(TraitedSpec):
@@ -99,7 +104,9 @@ class SaveTransforms(SimpleInterface):
             entities.update(
                 {"from": self.inputs.source_space, "to": self.inputs.target_space, "mode": "image"}
             )
-            destination = Path(self.inputs.output_dir) / output_path(entities, "xfm", extension)
+            destination = Path(self.inputs.output_dir) / output_path(
+                entities, "xfm", extension, datatype=self.inputs.datatype
+            )
             if str(destination) in saved:
                 raise ValueError(f"two transforms would both be saved as {destination}")
             atomic_write(

@@ -78,6 +78,50 @@ def run_qc(
     return {key: _plain(value) for key, value in metrics.items()}
 
 
+# Warning thresholds of the participant report (policy, not physics).
+MIN_REGISTRATION_DICE = 0.8
+MAX_NEGATIVE_GM_PERCENT = 10.0
+GM_CBF_RANGE = (20.0, 120.0)
+
+
+def qc_warnings(metrics: dict[str, Any]) -> list[str]:
+    """Plain-language warnings for QC values outside their usual range.
+
+    Parameters
+    ----------
+    metrics : dict
+        Output of :func:`run_qc`.
+
+    Returns
+    -------
+    list of str
+        One sentence per problem (empty when nothing stands out).
+    """
+    warnings = []
+    dice_value = metrics.get("registration_dice")
+    if dice_value is not None and dice_value < MIN_REGISTRATION_DICE:
+        warnings.append(
+            f"Brain-mask overlap after registration is low (Dice {dice_value:.2f} < "
+            f"{MIN_REGISTRATION_DICE}): check the registration figure."
+        )
+    moving = metrics.get("n_fd_above_threshold") or 0
+    if moving:
+        warnings.append(
+            f"{moving} volume(s) moved more than {metrics.get('fd_threshold_mm')} mm "
+            "(framewise displacement)."
+        )
+    negative = metrics.get("negative_gm_cbf_percent")
+    if negative is not None and negative > MAX_NEGATIVE_GM_PERCENT:
+        warnings.append(f"{negative:.1f} % of grey-matter voxels have negative CBF.")
+    grey = metrics.get("mean_gm_cbf")
+    if grey is not None and not GM_CBF_RANGE[0] <= grey <= GM_CBF_RANGE[1]:
+        warnings.append(
+            f"Mean grey-matter CBF {grey:.1f} mL/100 g/min is outside "
+            f"{GM_CBF_RANGE[0]:g}-{GM_CBF_RANGE[1]:g}: check M0 scaling and labeling."
+        )
+    return warnings
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()

@@ -20,6 +20,7 @@ from nipype.interfaces.base import (
 )
 
 from aslmig.bids.derivatives import atomic_write
+from aslmig.interfaces.qc import qc_warnings
 from aslmig.reports import RunReport, colorbar, edge_overlay, line_plot_svg, methods_text, mosaic
 from aslmig.reports.figures import canonical_volume
 from aslmig.reports.participant import build_participant_html
@@ -88,6 +89,7 @@ def run_report(summary: dict[str, Any]) -> RunReport:
         figures["att_colorbar"] = colorbar(*ATT_RANGE, cmap="heat", label="ATT (s)")
     overlay = edge_overlay(anat, mask, edges="mask", voxel_size=voxel)
     qc = json.loads(Path(summary["qc"]).read_text())
+    warnings = [*summary.get("warnings", ()), *qc_warnings(qc)]
     methods, references = methods_text(summary["methods"])
     return RunReport(
         name=summary["name"],
@@ -96,7 +98,7 @@ def run_report(summary: dict[str, Any]) -> RunReport:
         qc={key: (value, QC_UNITS[key]) if key in QC_UNITS else value for key, value in qc.items()},
         methods=methods,
         references=tuple(references),
-        warnings=tuple(summary.get("warnings", ())),
+        warnings=tuple(warnings),
         **figures,
     )
 

@@ -13,6 +13,7 @@ from aslmig.config import RunConfig
 from aslmig.interfaces.reports import ParticipantReport
 from aslmig.workflows.anatomical import ANAT_OUTPUTS, init_anat_wf
 from aslmig.workflows.asl import init_asl_wf
+from aslmig.workflows.outputs import init_anat_outputs_wf
 
 
 def init_aslmig_wf(config: RunConfig, runs: list[AslRun]) -> pe.Workflow:
@@ -60,10 +61,16 @@ def init_single_subject_wf(
     """
     workflow = pe.Workflow(name=f"single_subject_{subject}_wf")
     t1w_files = sorted({str(run.t1w_file) for run in runs if run.t1w_file is not None})
-    anat_wfs = {
-        path: init_anat_wf(path, template, name=f"anat_{index}_wf")
-        for index, path in enumerate(t1w_files)
-    }
+    anat_wfs = {}
+    for index, path in enumerate(t1w_files):
+        anat_wfs[path] = init_anat_wf(path, template, name=f"anat_{index}_wf")
+        outputs = init_anat_outputs_wf(path, subject, config, template, f"anat_{index}_outputs_wf")
+        workflow.connect([
+            (anat_wfs[path], outputs, [
+                (f"outputnode.{field}", f"inputnode.{field}")
+                for field in ("t1w_mask", "gm", "wm", "csf", "anat2std_xfm")
+            ]),
+        ])  # fmt: skip
     report = pe.Node(
         ParticipantReport(subject=subject, output_dir=config.output_dir),
         name="participant_report",

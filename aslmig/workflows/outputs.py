@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nipype.interfaces import utility as niu
@@ -38,6 +39,15 @@ def run_sources(run: AslRun) -> list[str]:
     if run.m0_file is not None:
         files.append(run.m0_file)
     return [bids_uri(run, path) for path in files]
+
+
+def template_record(template: TemplateFiles) -> dict[str, Any]:
+    """Describe the output template for sidecars (names, not machine-specific paths)."""
+    record = template.to_dict()
+    for key in ("t1w", "brain_mask", "gm", "wm", "csf"):
+        if key in record:
+            record[key] = Path(str(record[key])).name
+    return record
 
 
 def _saver(name: str, run: AslRun, config: RunConfig, suffix: str, **inputs: Any) -> pe.Node:
@@ -78,7 +88,7 @@ def init_asl_outputs_wf(
     """
     workflow = pe.Workflow(name="outputs_wf")
     inputnode = pe.Node(niu.IdentityInterface(fields=ASL_OUTPUTS), name="inputnode")
-    space = {"space": template.space, "metadata": {"Template": template.to_dict()}}
+    space = {"space": template.space, "metadata": {"Template": template_record(template)}}
     savers = {
         "cbf": _saver("save_cbf", run, config, "cbf", metadata={"Units": CBF_UNITS}),
         "cbf_std": _saver("save_cbf_std", run, config, "cbf", **space),
@@ -140,3 +150,82 @@ CONFOUNDS_DESCRIPTION = {
     },
     "volume_type": {"Description": "aslcontext volume type"},
 }
+
+
+def init_anat_outputs_wf(
+    t1w_file: str, subject: str, config: RunConfig, template: TemplateFiles, name: str
+) -> pe.Workflow:
+    """Save a participant's anatomical outputs: brain mask, tissue maps, T1w -> template.
+
+    Parameters
+    ----------
+    t1w_file : str
+        The raw T1w (its entities name the outputs).
+    subject : str
+        Participant label.
+    config : RunConfig
+        The run configuration (``output_dir``).
+    template : TemplateFiles
+        The template the transforms lead to.
+    name : str
+        Workflow name.
+
+    Returns
+    -------
+    Workflow
+        ``inputnode`` fields: ``t1w_mask``, ``gm``, ``wm``, ``csf``, ``anat2std_xfm``.
+    """
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(
+        niu.IdentityInterface(fields=["t1w_mask", "gm", "wm", "csf", "anat2std_xfm"]),
+        name="inputnode",
+    )
+    entities = anat_entities(t1w_file, subject)
+    common = {
+        "output_dir": config.output_dir,
+        "entities": entities,
+        "sources": [f"bids:raw:{relative_name(t1w_file, config.bids_dir)}"],
+    }
+    mask = pe.Node(
+        SaveDerivative(
+            suffix="mask",
+            description="brain",
+            datatype="anat",
+            metadata={"Type": "Brain"},
+            **common,
+        ),
+        name="save_t1w_mask",
+        run_without_submitting=True,
+    )
+    workflow.connect(inputnode, "t1w_mask", mask, "in_file")
+    for tissue in ("gm", "wm", "csf"):
+        node = pe.Node(
+            SaveDerivative(suffix="probseg", label=tissue.upper(), datatype="anat", **common),
+            name=f"save_{tissue}",
+            run_without_submitting=True,
+        )
+        workflow.connect(inputnode, tissue, node, "in_file")
+    transforms = pe.Node(
+        SaveTransforms(
+            output_dir=config.output_dir,
+            entities=entities,
+            source_space="T1w",
+            target_space=template.space,
+            datatype="anat",
+        ),
+        name="save_t1w_to_template",
+        run_without_submitting=True,
+    )
+    workflow.connect(inputnode, "anat2std_xfm", transforms, "transforms")
+    return workflow
+
+
+def anat_entities(t1w_file: str, subject: str) -> dict[str, str]:
+    """Entities of a T1w file name (subject, session, acquisition, run ...)."""
+    names = {"ses": "session", "acq": "acquisition", "rec": "reconstruction", "run": "run"}
+    entities = {"subject": subject}
+    for part in Path(t1w_file).name.split(".")[0].split("_")[:-1]:
+        key, _, value = part.partition("-")
+        if key in names:
+            entities[names[key]] = value
+    return entities

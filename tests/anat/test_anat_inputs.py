@@ -167,7 +167,7 @@ _THREAD_PROBE = textwrap.dedent(
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("n", [1, 3])  # 3: more than the cores, so not a default
 def test_set_threads_sizes_the_itk_pool(tmp_path, n):
     """ITK keeps its worker threads: after one call the process has exactly n more."""
     result = subprocess.run(

@@ -249,6 +249,9 @@ def test_4d_series_resampled_volume_by_volume(tmp_path, smooth_volume):
     assert result.header.get_zooms()[3] == pytest.approx(4.5)
     for k in range(3):
         assert np.allclose(result.get_fdata()[..., k], (k + 1) * single, atol=1e-3)
+    # A 4D reference lends its spatial grid only.
+    on_series = apply_transforms(smooth_volume, series_path, [shift], tmp_path / "s.nii.gz")
+    assert np.allclose(read(on_series), single, atol=1e-4)
 
 
 def test_apply_inverts_only_on_request(tmp_path, smooth_volume):

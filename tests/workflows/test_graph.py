@@ -45,7 +45,7 @@ def test_one_subject_workflow_per_participant_and_one_anat_per_t1w(runs, tmp_pat
     assert {name.split(".")[2] for name in mwa} == {"asl_ses1_wf", "asl_ses2_wf"}
     # both sessions share the participant's single T1w: one anatomical workflow
     anat_wfs = {name.split(".")[2] for name in names if "single_subject_mwa01_wf.anat_" in name}
-    assert anat_wfs == {"anat_0_wf"}
+    assert anat_wfs == {"anat_0_wf", "anat_0_outputs_wf"}
 
 
 def test_every_run_resamples_to_template_once(runs, tmp_path):
