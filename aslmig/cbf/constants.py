@@ -33,7 +33,7 @@ GARCIA_2005 = (
 )
 WANSAPURA_1999 = (
     "Wansapura JP et al. NMR relaxation times in the human brain at 3.0 tesla. "
-    "J Magn Reson Imaging 1999;9:531-538 (grey matter T1 1.33 s; 1.3 s as in FSL BASIL)"
+    "J Magn Reson Imaging 1999;9:531-538 (grey matter T1 1.331 s; FSL BASIL rounds to 1.3 s)"
 )
 WRIGHT_2008 = (
     "Wright PJ et al. Water proton T1 measurements in brain tissue at 7, 3, and 1.5 T using "
@@ -57,7 +57,7 @@ BS_PULSE_EFFICIENCY = 0.95
 #: T1 of arterial blood in seconds, by nominal field strength in tesla (white paper).
 T1_BLOOD = MappingProxyType({1.5: 1.35, 3.0: 1.65})
 #: T1 of (grey-matter) tissue in seconds, by nominal field strength in tesla.
-T1_TISSUE = MappingProxyType({1.5: 1.2, 3.0: 1.3})
+T1_TISSUE = MappingProxyType({1.5: 1.2, 3.0: 1.33})
 T1_TISSUE_SOURCE = MappingProxyType({1.5: WRIGHT_2008, 3.0: WANSAPURA_1999})
 #: T1 of white matter in seconds, by nominal field strength (only where a source is cited);
 #: used with tissue probability maps for a per-voxel tissue T1 in the full kinetic model.
