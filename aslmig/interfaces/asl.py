@@ -17,13 +17,7 @@ from nipype.interfaces.base import (
 
 from aslmig.asl.motion import confounds_table, realign_series
 from aslmig.asl.reference import brain_mask
-
-
-def _save(array: np.ndarray, affine: np.ndarray, path: Path, dtype=np.float32) -> str:
-    image = nb.Nifti1Image(np.asarray(array, dtype=dtype), affine)
-    image.header.set_xyzt_units("mm", "sec")
-    image.to_filename(path)
-    return str(path)
+from aslmig.interfaces._io import save_array
 
 
 def preprocess_asl(
@@ -63,14 +57,14 @@ def preprocess_asl(
     )
     affine = image.affine
     outputs = {
-        "realigned": _save(realignment.realigned, affine, out_dir / "realigned.nii.gz"),
-        "reference": _save(realignment.reference, affine, out_dir / "reference.nii.gz"),
-        "mask": _save(
+        "realigned": save_array(realignment.realigned, affine, out_dir / "realigned.nii.gz"),
+        "reference": save_array(realignment.reference, affine, out_dir / "reference.nii.gz"),
+        "mask": save_array(
             brain_mask(realignment.reference, affine), affine, out_dir / "mask.nii.gz", np.uint8
         ),
     }
     if realignment.m0 is not None:
-        outputs["m0"] = _save(realignment.m0, affine, out_dir / "m0.nii.gz")
+        outputs["m0"] = save_array(realignment.m0, affine, out_dir / "m0.nii.gz")
     confounds = confounds_table(realignment.parameters, volume_types)
     confounds_path = out_dir / "confounds.tsv"
     confounds.to_csv(confounds_path, sep="\t", index=False, na_rep="n/a")

@@ -31,6 +31,7 @@ from aslmig.cbf import (
 )
 from aslmig.cbf.multi_delay import tissue_t1_map
 from aslmig.cbf.single_delay import deltam_to_cbf
+from aslmig.interfaces._io import load_array, save_array
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class QuantifyOptions:
 
 
 def _load(path: str | None) -> np.ndarray | None:
-    return None if not path else np.asanyarray(nb.load(path).dataobj, dtype=float)
+    return None if not path else load_array(path)
 
 
 def _m0_volumes(
@@ -172,12 +173,8 @@ def quantify_run(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def save(name: str, array: np.ndarray) -> str:
-        path = out_dir / f"{name}.nii.gz"
-        out = nb.Nifti1Image(np.asarray(array, dtype=np.float32), affine)
-        out.header.set_xyzt_units("mm", "sec")
-        out.to_filename(path)
-        outputs[name] = str(path)
-        return str(path)
+        outputs[name] = save_array(array, affine, out_dir / f"{name}.nii.gz")
+        return outputs[name]
 
     if split.deltam is None:
         cbf = split.cbf.mean(axis=-1) if split.cbf.ndim == 4 else split.cbf

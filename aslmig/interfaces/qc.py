@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import nibabel as nb
 import numpy as np
 import pandas as pd
 from nipype.interfaces.base import (
@@ -18,10 +17,7 @@ from nipype.interfaces.base import (
 )
 
 from aslmig.cbf.qc import compute_qc_metrics
-
-
-def _data(path: str) -> np.ndarray:
-    return np.asanyarray(nb.load(path).dataobj, dtype=float)
+from aslmig.interfaces._io import load_array
 
 
 def dice(first: np.ndarray, second: np.ndarray) -> float:
@@ -60,9 +56,9 @@ def run_qc(
     dict
         Metric name -> value.
     """
-    mask = _data(mask_file) > 0
-    cbf = np.where(mask, _data(cbf_file), np.nan)
-    tissues = {name: _data(path) * mask for name, path in tissue_files.items()}
+    mask = load_array(mask_file) > 0
+    cbf = np.where(mask, load_array(cbf_file), np.nan)
+    tissues = {name: load_array(path) * mask for name, path in tissue_files.items()}
     fd = pd.read_csv(confounds_file, sep="\t")["framewise_displacement"].to_numpy(float)
     metrics = compute_qc_metrics(
         np.nan_to_num(cbf),
@@ -72,7 +68,7 @@ def run_qc(
         framewise_displacement=fd,
     )
     metrics["registration_dice"] = dice(
-        _data(registered_mask_file) > 0.5, _data(target_mask_file) > 0.5
+        load_array(registered_mask_file) > 0.5, load_array(target_mask_file) > 0.5
     )
     metrics["brain_mask_voxels"] = int(mask.sum())
     return {key: _plain(value) for key, value in metrics.items()}
