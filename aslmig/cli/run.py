@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from aslmig.bids.constants import constants_for, constants_for_run
 from aslmig.bids.filters import load_bids_filters
 from aslmig.bids.layout import AslRun, collect_runs, normalise_labels, open_layout
-from aslmig.cli.constants import constants_for, constants_for_run
 from aslmig.cli.parser import UsageError, build_parser, explicit_sections
 from aslmig.cli.plan import format_plan
 from aslmig.config import RunConfig, build_config, read_config_file

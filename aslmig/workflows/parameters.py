@@ -12,8 +12,8 @@ import numpy as np
 
 from aslmig.__about__ import __version__
 from aslmig.atlas.templates import TemplateFiles
+from aslmig.bids.constants import constants_for
 from aslmig.bids.layout import AslRun
-from aslmig.cli.constants import constants_for
 from aslmig.config import RunConfig
 
 MOTION_CORRECTION = (

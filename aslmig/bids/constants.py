@@ -1,4 +1,4 @@
-"""Physical constants that the CBF engine will use for a run (shown by --dry-run)."""
+"""The physical constants the CBF engine uses for a validated run (metadata + overrides)."""
 
 from __future__ import annotations
 
