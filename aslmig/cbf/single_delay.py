@@ -400,6 +400,7 @@ def quantify_single_delay(
     csf: np.ndarray | None = None,
     tissue_threshold: float = 0.7,
     fill_value: float = 0.0,
+    series: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Quantify single-delay ASL: per-volume CBF, then the (robust) average.
 
@@ -420,6 +421,9 @@ def quantify_single_delay(
         Tissue maps for SCORE, see :func:`average_cbf_series`.
     fill_value : float
         Value outside the mask.
+    series : ndarray, optional
+        The per-volume CBF series when the caller already has it (:func:`deltam_to_cbf` of
+        the same arguments); it is then not computed again.
 
     Returns
     -------
@@ -429,21 +433,22 @@ def quantify_single_delay(
         Model, equation, constants (values and sources), timing, averaging, dropped volumes.
     """
     deltam = np.asarray(deltam, dtype=float)
-    series = deltam_to_cbf(
-        deltam,
-        m0,
-        plds,
-        constants,
-        labeling_duration=labeling_duration,
-        bolus_cutoff_delay_time=bolus_cutoff_delay_time,
-        slice_timing=slice_timing,
-        slice_axis=slice_axis,
-        mask=mask,
-        model=model,
-        att=att,
-        t1_tissue=t1_tissue,
-        fill_value=fill_value,
-    )
+    if series is None:
+        series = deltam_to_cbf(
+            deltam,
+            m0,
+            plds,
+            constants,
+            labeling_duration=labeling_duration,
+            bolus_cutoff_delay_time=bolus_cutoff_delay_time,
+            slice_timing=slice_timing,
+            slice_axis=slice_axis,
+            mask=mask,
+            model=model,
+            att=att,
+            t1_tissue=t1_tissue,
+            fill_value=fill_value,
+        )
     cbf, info = average_cbf_series(
         series, averaging, gm=gm, wm=wm, csf=csf, tissue_threshold=tissue_threshold
     )

@@ -221,6 +221,7 @@ def quantify_run(
         save("r2", fit.r2)
         provenance = fit.provenance
     else:
+        series = deltam_to_cbf(split.deltam, m0, split.deltam_plds, constants, **timing)
         cbf, provenance = quantify_single_delay(
             split.deltam,
             m0,
@@ -230,9 +231,9 @@ def quantify_run(
             gm=tissues.get("gm"),
             wm=tissues.get("wm"),
             csf=tissues.get("csf"),
+            series=series,
             **timing,
         )
-        series = deltam_to_cbf(split.deltam, m0, split.deltam_plds, constants, **timing)
         save("cbf", cbf)
         save("cbf_timeseries", series)
     provenance["m0"] = m0_info

@@ -39,8 +39,13 @@ class _SaveDerivativeInputSpec(BaseInterfaceInputSpec):
     write_json = traits.Bool(True, usedefault=True, desc="write a JSON sidecar")
 
 
+def _run_entities(entities: dict[str, Any]) -> dict[str, Any]:
+    """Keep the entities of the source file that name its outputs too."""
+    return {key: value for key, value in entities.items() if key in RUN_ENTITIES}
+
+
 def _destination(inputs: Any, extension: str) -> Path:
-    entities = {key: value for key, value in inputs.entities.items() if key in RUN_ENTITIES}
+    entities = _run_entities(inputs.entities)
     for name in DERIVATIVE_ENTITIES:
         value = getattr(inputs, name, "")
         if isdefined(value) and value:
@@ -95,15 +100,13 @@ class SaveTransforms(SimpleInterface):
 
     def _run_interface(self, runtime):
         saved = []
+        entities = _run_entities(self.inputs.entities)
+        entities.update(
+            {"from": self.inputs.source_space, "to": self.inputs.target_space, "mode": "image"}
+        )
         for transform in self.inputs.transforms:
             name = Path(transform).name
             extension = ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
-            entities = {
-                key: value for key, value in self.inputs.entities.items() if key in RUN_ENTITIES
-            }
-            entities.update(
-                {"from": self.inputs.source_space, "to": self.inputs.target_space, "mode": "image"}
-            )
             destination = Path(self.inputs.output_dir) / output_path(
                 entities, "xfm", extension, datatype=self.inputs.datatype
             )

@@ -157,3 +157,16 @@ def test_bad_physics_input_is_a_value_error(kwargs, message):
 def test_pasl_without_bolus_cutoff_is_refused():
     with pytest.raises(ValueError, match="BolusCutOffDelayTime"):
         quantify_single_delay(np.ones((2, 1, 1, 1)), 1000.0, 1.8, PASL)
+
+
+def test_precomputed_series_gives_the_same_result():
+    constants = resolve_constants("PCASL", 3.0, bs_pulses=0)
+    rng = np.random.default_rng(3)
+    deltam = 0.007 * 1000 + rng.normal(0, 1, (4, 4, 3, 6))
+    series = deltam_to_cbf(deltam, 1000.0, 1.8, constants, labeling_duration=1.8)
+    direct, info = quantify_single_delay(deltam, 1000.0, 1.8, constants, labeling_duration=1.8)
+    reused, info_reused = quantify_single_delay(
+        deltam, 1000.0, 1.8, constants, labeling_duration=1.8, series=series
+    )
+    np.testing.assert_array_equal(direct, reused)
+    assert info == info_reused
