@@ -66,6 +66,26 @@ class PhysicsConfig:
 
 
 @dataclass(frozen=True)
+class RegionsConfig:
+    """Which ROI sets the participant level summarises, and how."""
+
+    atlases: tuple[str, ...] = ("MigraineASL",)
+    roi_spheres: str | None = None
+    min_coverage: float = 0.5
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """The group level: model file, output label, atlas and how to treat gaps in the input."""
+
+    model: str | None = None
+    label: str = "default"
+    atlas: str = "MigraineASL"
+    missing: str = "report"
+    unlabelled: str = "error"
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one invocation of ``aslmig`` needs to know."""
 
@@ -79,9 +99,16 @@ class RunConfig:
     verbosity: int = 0
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
 
 
-SECTIONS: dict[str, type] = {"execution": ExecutionConfig, "physics": PhysicsConfig}
+SECTIONS: dict[str, type] = {
+    "execution": ExecutionConfig,
+    "physics": PhysicsConfig,
+    "regions": RegionsConfig,
+    "group": GroupConfig,
+}
 RECORD_SECTION = "run"
 
 
@@ -131,7 +158,12 @@ def _check_section(path: Path, section: str, values: dict[str, Any]) -> dict[str
 
 # Numbers that may be zero; every other number must be positive.
 _ZERO_ALLOWED = {"physics.m0_smoothing_fwhm_mm"}
-_CHOICES = {"execution.plugin": PLUGINS}
+_FRACTIONS = {"regions.min_coverage"}
+_CHOICES = {
+    "execution.plugin": PLUGINS,
+    "group.missing": ("report", "error"),
+    "group.unlabelled": ("error", "exclude"),
+}
 
 
 def _check_value(path: Path, name: str, declared: str, value: Any) -> None:
@@ -140,11 +172,15 @@ def _check_value(path: Path, name: str, declared: str, value: Any) -> None:
         raise InputError(
             path, f"{name} is {quote(value)}", f"use one of {', '.join(_CHOICES[name])}"
         )
-    if "float" in declared:
+    if "tuple" in declared:
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif "float" in declared:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         too_small = ok and (value < 0 if name in _ZERO_ALLOWED else value <= 0)
+        too_small = too_small or (ok and name in _FRACTIONS and value > 1)
         if ok and (not math.isfinite(value) or too_small):
             bound = ">= 0" if name in _ZERO_ALLOWED else "> 0"
+            bound += " and <= 1" if name in _FRACTIONS else ""
             raise InputError(path, f"{name} is {value}; it must be a finite number {bound}")
     elif "int" in declared:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -180,6 +216,8 @@ def build_config(
     sections = {}
     for name, section_type in SECTIONS.items():
         merged = {**file_sections.get(name, {}), **cli_sections.get(name, {})}
+        tuples = {item.name for item in dataclasses.fields(section_type) if "tuple" in item.type}
+        merged = {key: tuple(value) if key in tuples else value for key, value in merged.items()}
         sections[name] = section_type(**merged)
     return RunConfig(**base, **sections)
 
@@ -187,7 +225,7 @@ def build_config(
 def to_toml(config: RunConfig) -> str:
     """Serialise a configuration as TOML (flat tables of scalars, lists and inline tables)."""
     lines: list[str] = [
-        "# aslmig run configuration. [execution] and [physics] can be reused with",
+        "# aslmig run configuration. [execution], [physics] and [regions] can be reused with",
         "# --config-file; the [run] table records the invocation and is ignored there.",
         "[run]",
     ]

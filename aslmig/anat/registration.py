@@ -140,10 +140,12 @@ def register(
     *,
     syn_iterations: Sequence[int] = SYN_ITERATIONS,
     mask_all_stages: bool = False,
+    initialise: str = "centre_of_mass",
 ) -> Registration:
     """Register ``moving`` to ``fixed`` with ANTs and keep the transforms as files.
 
-    Linear stages start from an alignment of the centres of mass. Rigid and affine use
+    Linear stages start from an alignment of the centres of mass, or from the images' own
+    world coordinates (``initialise="identity"``). Rigid and affine use
     the ``LINEAR_*`` schedule; ``"syn"`` runs antspyx's ``"SyN"`` recipe (affine stage,
     then symmetric normalisation with ``syn_iterations``). For ``"syn"`` the masks apply to
     the SyN stage only unless ``mask_all_stages``. Metric sampling is seeded with
@@ -168,6 +170,10 @@ def register(
         SyN iterations per level (coarse to fine, shrink factors 2**k).
     mask_all_stages : bool
         Apply the masks to the linear stages of ``"syn"`` too.
+    initialise : {"centre_of_mass", "identity"}
+        Starting point: align the centres of mass, or trust the headers (images of one
+        session share the scanner's coordinates; a limited field of view moves the centre
+        of mass, so ASL -> T1w starts from the headers).
 
     Returns
     -------
@@ -178,6 +184,8 @@ def register(
         raise ValueError(f"kind must be one of {sorted(_ANTS_KIND)}, not {kind!r}")
     if metric not in _SIMILARITY:
         raise ValueError(f"metric must be one of {sorted(_SIMILARITY)}, not {metric!r}")
+    if initialise not in _INITIALISATION:
+        raise ValueError(f"initialise must be one of {sorted(_INITIALISATION)}")
     ants = ants_module()
     moving_image = read_image(moving, "moving image").clone("float")
     fixed_image = read_image(fixed, "fixed image").clone("float")
@@ -194,6 +202,7 @@ def register(
             type_of_transform=_ANTS_KIND[kind],
             outprefix=str(scratch / "reg_"),
             mask_all_stages=mask_all_stages,
+            initial_transform=_INITIALISATION[initialise],
             **masks,
             **_metric_options(metric),
             **_schedule_options(syn_iterations),
@@ -216,6 +225,10 @@ def register(
         moving=Path(moving),
         fixed=Path(fixed),
     )
+
+
+# antspyx: None aligns the centres of mass; "Identity" starts from the headers.
+_INITIALISATION = {"centre_of_mass": None, "identity": "Identity"}
 
 
 def _read_mask(path: str | Path | None, role: str) -> Any:

@@ -141,6 +141,10 @@ class _RegisterInputSpec(BaseInterfaceInputSpec):
     moving_mask = File(exists=True)
     fixed_mask = File(exists=True)
     kind = traits.Enum("rigid", "affine", "syn", mandatory=True)
+    initialise = traits.Enum(
+        "centre_of_mass", "identity", usedefault=True, desc="start from the centres of mass "
+        "or from the headers (same-session images)"
+    )  # fmt: skip
 
 
 class _RegisterOutputSpec(TraitedSpec):
@@ -164,6 +168,7 @@ class RegisterImages(SimpleInterface):
             self.inputs.kind,
             moving_mask=_optional(self.inputs.moving_mask),
             fixed_mask=_optional(self.inputs.fixed_mask),
+            initialise=self.inputs.initialise,
         )
         forward = [str(path) for path in result.forward_transforms]
         inverse = [str(path) for path in result.inverse_transforms]
@@ -211,6 +216,9 @@ class _ConcatInputSpec(BaseInterfaceInputSpec):
     first_invert = traits.List(traits.Bool())
     second = traits.List(File(exists=True), desc="applied first to the image")
     second_invert = traits.List(traits.Bool())
+    second_is_inverse = traits.Bool(
+        False, usedefault=True, desc="second is an inverse chain (invert its affines)"
+    )
 
 
 class _ConcatOutputSpec(TraitedSpec):
@@ -226,13 +234,16 @@ class ConcatTransforms(SimpleInterface):
 
     def _run_interface(self, runtime):
         transforms, flags = [], []
-        for files, invert in (
-            (self.inputs.first, self.inputs.first_invert),
-            (self.inputs.second, self.inputs.second_invert),
+        for files, invert, inverse in (
+            (self.inputs.first, self.inputs.first_invert, False),
+            (self.inputs.second, self.inputs.second_invert, self.inputs.second_is_inverse),
         ):
             if not isdefined(files):
                 continue
             transforms += list(files)
-            flags += list(invert) if isdefined(invert) else [False] * len(files)
+            if isdefined(invert):
+                flags += list(invert)
+            else:
+                flags += inversion_flags(list(files), inverse=inverse)
         self._results.update(transforms=transforms, invert_flags=flags)
         return runtime

@@ -58,6 +58,51 @@ def _motion_svgs(confounds_file: str) -> tuple[str, ...]:
     )
 
 
+REGION_COLUMNS = (
+    "roi",
+    "n_voxels",
+    "coverage",
+    "mean",
+    "gm_restricted_mean",
+    "relative_to_reference",
+    "asymmetry_index",
+    "status",
+)
+
+
+def region_outlines(labels: np.ndarray) -> np.ndarray:
+    """Merge the first two levels of a 4-D atlas (small structures win) into one 3-D image."""
+    if labels.ndim == 3:
+        return labels
+    merged = labels[..., 0].copy()
+    if labels.shape[3] > 1:
+        merged = np.where(merged > 0, merged, labels[..., 1])
+    return merged
+
+
+def _regions(summary: dict[str, Any]) -> dict[str, Any]:
+    """Return the regional table and the region outlines over template-space CBF, if any."""
+    tables = summary.get("region_tables") or []
+    if not tables:
+        return {}
+    table = pd.read_csv(tables[0], sep="\t", na_values="n/a", keep_default_na=False)
+    shown = table[[column for column in REGION_COLUMNS if column in table.columns]]
+    result: dict[str, Any] = {"rois": shown.round(3)}
+    if summary.get("cbf_std") and summary.get("region_atlas"):
+        cbf, voxel = _canonical(summary["cbf_std"])
+        atlas = nb.as_closest_canonical(nb.load(summary["region_atlas"]))
+        labels = region_outlines(np.asanyarray(atlas.dataobj).astype(np.int32))
+        result["roi_overlay"] = edge_overlay(
+            cbf, labels, edges="gradient", edge_percentile=0.0, vmin=CBF_RANGE[0],
+            vmax=CBF_RANGE[1], voxel_size=voxel,
+        )  # fmt: skip
+        result["roi_caption"] = (
+            f"{Path(tables[0]).name}: region outlines (structures and larger regions) over "
+            "the template-space CBF (grey scale 0-100 mL/100 g/min)"
+        )
+    return result
+
+
 def run_report(summary: dict[str, Any]) -> RunReport:
     """Build the report section of one run from its summary (file paths and parameters).
 
@@ -91,6 +136,7 @@ def run_report(summary: dict[str, Any]) -> RunReport:
     qc = json.loads(Path(summary["qc"]).read_text())
     warnings = [*summary.get("warnings", ()), *qc_warnings(qc)]
     methods, references = methods_text(summary["methods"])
+    figures.update(_regions(summary))
     return RunReport(
         name=summary["name"],
         registration={f"ASL brain-mask boundary on the {summary['anat_name']}": overlay},
@@ -114,6 +160,9 @@ class _SummaryInputSpec(BaseInterfaceInputSpec):
     qc = File(exists=True, mandatory=True)
     methods = traits.Dict(mandatory=True, desc="parameters for the methods boilerplate")
     warnings = traits.List(traits.Str)
+    cbf_std = File(exists=True, desc="template-space CBF (background of the region outlines)")
+    region_tables = InputMultiObject(File(exists=True), desc="template-space regional tables")
+    region_atlas = traits.Str(desc="label image of the first atlas (for the outlines)")
 
 
 class _SummaryOutputSpec(TraitedSpec):

@@ -154,6 +154,10 @@ class RunReport:
         Metric name -> value, or -> ``(value, unit)``.
     rois : pandas.DataFrame or sequence of mappings, optional
         Regional table; every column is shown.
+    roi_overlay : ndarray of uint8, optional
+        The regions' outlines over the participant's template-space CBF.
+    roi_caption : str
+        Caption of ``roi_overlay``.
     methods : str
         Methods paragraph (:func:`aslmig.reports.boilerplate.methods_text`), plain text.
     references : tuple of str
@@ -173,6 +177,8 @@ class RunReport:
     motion_svgs: tuple[str, ...] = ()
     qc: Mapping[str, Any] = field(default_factory=dict)
     rois: Any = None
+    roi_overlay: np.ndarray | None = None
+    roi_caption: str = ""
     methods: str = ""
     references: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -188,6 +194,8 @@ class RunReport:
             _check_rgb(self.att_mosaic, "att_mosaic")
         if self.att_colorbar is not None:
             check_svg(self.att_colorbar, "att_colorbar")
+        if self.roi_overlay is not None:
+            _check_rgb(self.roi_overlay, "roi_overlay")
         for caption, image in self.registration.items():
             _check_rgb(image, f"registration[{caption!r}]")
         object.__setattr__(self, "registration", MappingProxyType(dict(self.registration)))
@@ -280,16 +288,21 @@ def _get(record: Mapping[Any, Any], column: str) -> Any:
     return None
 
 
-def _roi_html(table: Any) -> str:
-    if table is None:
+def _roi_html(run: RunReport) -> str:
+    if run.rois is None:
         return ""
-    columns, rows = _table_rows(table)
+    overlay = (
+        _figure(_img(run.roi_overlay, "Regions over CBF"), run.roi_caption)
+        if run.roi_overlay is not None
+        else ""
+    )
+    columns, rows = _table_rows(run.rois)
     if not rows:
-        return '<h3>Regional CBF</h3><p class="muted">The regional table is empty.</p>'
+        return f'<h3>Regional CBF</h3>{overlay}<p class="muted">The regional table is empty.</p>'
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     return (
-        '<h3>Regional CBF</h3><div class="table-wrap"><table class="rois">'
+        f'<h3>Regional CBF</h3>{overlay}<div class="table-wrap"><table class="rois">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
 
@@ -343,7 +356,7 @@ def _run_html(number: int, run: RunReport, show_methods: bool) -> str:
         _motion_html(run),
         "<h3>Quality control</h3>",
         _qc_html(run.qc),
-        _roi_html(run.rois),
+        _roi_html(run),
     ]
     if show_methods and run.methods:
         parts += ["<h3>Methods</h3>", _methods_html(run.methods, run.references)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from aslmig.atlas.rois import Atlas
 from aslmig.atlas.templates import TemplateFiles
 from aslmig.bids.derivatives import ENTITY_ORDER
 from aslmig.bids.layout import AslRun
@@ -19,6 +21,7 @@ from aslmig.interfaces.reports import RunSummary
 from aslmig.workflows.anatomical import ANAT_OUTPUTS
 from aslmig.workflows.outputs import init_asl_outputs_wf
 from aslmig.workflows.parameters import methods_parameters, run_metadata
+from aslmig.workflows.regions import init_regions_wf
 
 TISSUES = ("gm", "wm", "csf")
 
@@ -43,6 +46,7 @@ def init_asl_wf(
     template: TemplateFiles,
     has_anat: bool,
     name: str | None = None,
+    atlases: Sequence[Atlas] = (),
 ) -> pe.Workflow:
     """Build the workflow of one ASL run.
 
@@ -60,6 +64,8 @@ def init_asl_wf(
         template priors).
     name : str, optional
         Workflow name (default from the run's entities).
+    atlases : sequence of Atlas
+        ROI sets summarised in the regional tables (none: no tables).
 
     Returns
     -------
@@ -159,6 +165,11 @@ def init_asl_wf(
             (att_std, outputs, [("out_file", "inputnode.att_std")]),
         ])  # fmt: skip
 
+    regions = None
+    if atlases:
+        regions = _regions(workflow, run, config, template, atlases, has_anat, inputnode,
+                           register, quantify, preprocess, to_asl["gm"], to_std, cbf_std,
+                           att_std)  # fmt: skip
     summary = pe.Node(
         RunSummary(
             name=run.name,
@@ -176,7 +187,56 @@ def init_asl_wf(
     ])  # fmt: skip
     if multi_delay:
         workflow.connect(quantify, "att", summary, "att")
+    if regions is not None:
+        summary.inputs.region_atlas = str(atlases[0].image)
+        workflow.connect([
+            (regions, summary, [("outputnode.tables", "region_tables")]),
+            (cbf_std, summary, [("out_file", "cbf_std")]),
+        ])  # fmt: skip
     return workflow
+
+
+def _regions(
+    workflow: pe.Workflow,
+    run: AslRun,
+    config: RunConfig,
+    template: TemplateFiles,
+    atlases: Sequence[Atlas],
+    has_anat: bool,
+    inputnode: pe.Node,
+    register: pe.Node,
+    quantify: pe.Node,
+    preprocess: pe.Node,
+    gm_in_asl: pe.Node,
+    to_std: pe.Node,
+    cbf_std: pe.Node,
+    att_std: pe.Node | None,
+) -> pe.Workflow:
+    """Wire the regional tables: template space as is, native space via the inverse chain."""
+    to_asl = pe.Node(ConcatTransforms(), name="template_to_asl_chain")
+    workflow.connect([
+        (register, to_asl, [("inverse_transforms", "first"), ("inverse_invert", "first_invert")]),
+    ])  # fmt: skip
+    if has_anat:
+        to_asl.inputs.second_is_inverse = True
+        workflow.connect(inputnode, "std2anat_xfm", to_asl, "second")
+    regions = init_regions_wf(run, config, template, atlases, att_std is not None)
+    workflow.connect([
+        (quantify, regions, [("cbf", "inputnode.cbf")]),
+        (cbf_std, regions, [("out_file", "inputnode.cbf_std")]),
+        (preprocess, regions, [("mask", "inputnode.mask")]),
+        (gm_in_asl, regions, [("out_file", "inputnode.gm")]),
+        (to_std, regions, [("transforms", "inputnode.to_std_transforms"),
+                           ("invert_flags", "inputnode.to_std_invert")]),
+        (to_asl, regions, [("transforms", "inputnode.to_asl_transforms"),
+                           ("invert_flags", "inputnode.to_asl_invert")]),
+    ])  # fmt: skip
+    if att_std is not None:
+        workflow.connect([
+            (quantify, regions, [("att", "inputnode.att")]),
+            (att_std, regions, [("out_file", "inputnode.att_std")]),
+        ])  # fmt: skip
+    return regions
 
 
 def _registration(
@@ -191,7 +251,9 @@ def _registration(
     Returns the registration node and the (node, field) of the target image and its mask.
     """
     if has_anat:
-        register = pe.Node(RegisterImages(kind="rigid"), name="asl_to_t1w", mem_gb=1.0)
+        register = pe.Node(
+            RegisterImages(kind="rigid", initialise="identity"), name="asl_to_t1w", mem_gb=1.0
+        )
         workflow.connect([
             (preprocess, register, [("reference", "moving"), ("mask", "moving_mask")]),
             (inputnode, register, [("t1w_brain", "fixed"), ("t1w_mask", "fixed_mask")]),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import groupby
+from pathlib import Path
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
+from aslmig.atlas.rois import Atlas, resolve_atlases
 from aslmig.atlas.templates import TemplateFiles, resolve_template
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
@@ -14,6 +17,9 @@ from aslmig.interfaces.reports import ParticipantReport
 from aslmig.workflows.anatomical import ANAT_OUTPUTS, init_anat_wf
 from aslmig.workflows.asl import init_asl_wf
 from aslmig.workflows.outputs import init_anat_outputs_wf
+
+#: Folder of OUTPUT_DIR where atlases built for the run (spheres, other templates) are kept.
+ATLAS_DIR = "atlases"
 
 
 def init_aslmig_wf(config: RunConfig, runs: list[AslRun]) -> pe.Workflow:
@@ -33,13 +39,25 @@ def init_aslmig_wf(config: RunConfig, runs: list[AslRun]) -> pe.Workflow:
     """
     workflow = pe.Workflow(name="aslmig_wf")
     template = resolve_template()
+    atlases = resolve_atlases(
+        config.regions.atlases,
+        config.regions.roi_spheres,
+        template,
+        build_dir=Path(config.output_dir) / ATLAS_DIR,
+    )
     for subject, subject_runs in groupby(runs, key=lambda run: run.subject):
-        workflow.add_nodes([init_single_subject_wf(subject, list(subject_runs), config, template)])
+        workflow.add_nodes([
+            init_single_subject_wf(subject, list(subject_runs), config, template, atlases)
+        ])  # fmt: skip
     return workflow
 
 
 def init_single_subject_wf(
-    subject: str, runs: list[AslRun], config: RunConfig, template: TemplateFiles
+    subject: str,
+    runs: list[AslRun],
+    config: RunConfig,
+    template: TemplateFiles,
+    atlases: Sequence[Atlas] = (),
 ) -> pe.Workflow:
     """Build one participant's workflow: one anatomical workflow shared by its runs.
 
@@ -53,6 +71,8 @@ def init_single_subject_wf(
         The run configuration.
     template : TemplateFiles
         The output template.
+    atlases : sequence of Atlas
+        ROI sets for the regional tables (on the template's grid).
 
     Returns
     -------
@@ -79,7 +99,7 @@ def init_single_subject_wf(
     merge = pe.Node(niu.Merge(len(runs)), name="collect_summaries")
     for index, run in enumerate(runs, start=1):
         has_anat = run.t1w_file is not None
-        asl_wf = init_asl_wf(run, config, template, has_anat)
+        asl_wf = init_asl_wf(run, config, template, has_anat, atlases=atlases)
         if has_anat:
             anat_wf = anat_wfs[str(run.t1w_file)]
             workflow.connect([

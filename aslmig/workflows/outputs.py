@@ -50,7 +50,10 @@ def template_record(template: TemplateFiles) -> dict[str, Any]:
     return record
 
 
-def _saver(name: str, run: AslRun, config: RunConfig, suffix: str, **inputs: Any) -> pe.Node:
+def derivative_saver(
+    name: str, run: AslRun, config: RunConfig, suffix: str, **inputs: Any
+) -> pe.Node:
+    """Return a node that saves one output of ``run`` (see :class:`SaveDerivative`)."""
     node = pe.Node(
         SaveDerivative(
             output_dir=config.output_dir,
@@ -90,12 +93,12 @@ def init_asl_outputs_wf(
     inputnode = pe.Node(niu.IdentityInterface(fields=ASL_OUTPUTS), name="inputnode")
     space = {"space": template.space, "metadata": {"Template": template_record(template)}}
     savers = {
-        "cbf": _saver("save_cbf", run, config, "cbf", metadata={"Units": CBF_UNITS}),
-        "cbf_std": _saver("save_cbf_std", run, config, "cbf", **space),
-        "mask": _saver(
+        "cbf": derivative_saver("save_cbf", run, config, "cbf", metadata={"Units": CBF_UNITS}),
+        "cbf_std": derivative_saver("save_cbf_std", run, config, "cbf", **space),
+        "mask": derivative_saver(
             "save_mask", run, config, "mask", description="brain", metadata={"Type": "Brain"}
         ),
-        "confounds": _saver(
+        "confounds": derivative_saver(
             "save_confounds",
             run,
             config,
@@ -104,14 +107,14 @@ def init_asl_outputs_wf(
             description="confounds",
             metadata=CONFOUNDS_DESCRIPTION,
         ),
-        "qc": _saver(
+        "qc": derivative_saver(
             "save_qc", run, config, "cbf", extension=".json", description="qc", write_json=False
         ),
     }
     savers["cbf_std"].inputs.metadata = {**space["metadata"], "Units": CBF_UNITS}
     if multi_delay:
-        savers["att"] = _saver("save_att", run, config, "att", metadata={"Units": "s"})
-        savers["att_std"] = _saver(
+        savers["att"] = derivative_saver("save_att", run, config, "att", metadata={"Units": "s"})
+        savers["att_std"] = derivative_saver(
             "save_att_std",
             run,
             config,

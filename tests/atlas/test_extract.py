@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aslmig.atlas.extract import Roi, asymmetry_indices, regional_statistics
+from aslmig.atlas.extract import Roi, asymmetry_indices, reference_mean, regional_statistics
 
 ROIS = [Roi(1, "occipital_L"), Roi(2, "occipital_R"), Roi(3, "pons"), Roi(4, "GM"), Roi(5, "empty")]
 
@@ -25,7 +25,9 @@ def maps():
 
 def test_statistics_equal_numpy(maps):
     values, labels, gm, valid = maps
-    table = regional_statistics(values, labels, ROIS, valid=valid, gm=gm, reference_roi="GM")
+    reference = reference_mean(values, valid, gm)
+    assert reference == pytest.approx(values[valid & (gm >= 0.5)].mean(), rel=1e-12)
+    table = regional_statistics(values, labels, ROIS, valid=valid, gm=gm, reference_value=reference)
     for roi in ROIS[:4]:
         row = table.set_index("roi").loc[roi.name]
         use = (labels == roi.index) & valid
@@ -37,8 +39,7 @@ def test_statistics_equal_numpy(maps):
         assert row["sd"] == pytest.approx(data.std(ddof=1), rel=1e-12)
         assert row["gm_weighted_mean"] == pytest.approx((weights * data).sum() / weights.sum())
         assert row["gm_restricted_mean"] == pytest.approx(data[weights >= 0.5].mean())
-        gm_mean = values[(labels == 4) & valid].mean()
-        assert row["relative_to_reference"] == pytest.approx(data.mean() / gm_mean)
+        assert row["relative_to_reference"] == pytest.approx(data.mean() / reference)
         assert row["status"] == "ok"
     empty = table.set_index("roi").loc["empty"]
     assert empty["status"].startswith("n/a") and pd.isna(empty["mean"])
@@ -63,6 +64,18 @@ def test_asymmetry_index(maps):
     left, right = (values[(labels == index) & valid].mean() for index in (1, 2))
     assert pairs["asymmetry_index"].iloc[0] == pytest.approx(2 * (left - right) / (left + right))
     assert pairs["asymmetry_index"].iloc[0] == pytest.approx(2 * 0.2 / 1.8, abs=0.05)
+    by_roi = table.set_index("roi")["asymmetry_index"]
+    assert by_roi["occipital_L"] == by_roi["occipital_R"] == pairs["asymmetry_index"].iloc[0]
+    assert by_roi[["pons", "GM", "empty"]].isna().all()
+
+
+def test_four_dimensional_labels_hold_overlapping_levels(maps):
+    values, labels, gm, valid = maps
+    stacked = np.stack([labels, np.where(labels > 0, 1, 0)], axis=-1)
+    rois = [Roi(1, "occipital_L", 0), Roi(1, "brain", 1)]
+    table = regional_statistics(values, stacked, rois, valid=valid).set_index("roi")
+    assert table.loc["occipital_L", "mean"] == pytest.approx(values[(labels == 1) & valid].mean())
+    assert table.loc["brain", "mean"] == pytest.approx(values[(labels > 0) & valid].mean())
 
 
 def test_non_finite_values_are_never_used(maps):
@@ -77,5 +90,25 @@ def test_grids_must_match(maps):
     values, labels, gm, valid = maps
     with pytest.raises(ValueError, match="same grid"):
         regional_statistics(values[:-1], labels, ROIS)
-    with pytest.raises(ValueError, match="reference ROI"):
-        regional_statistics(values, labels, ROIS, reference_roi="whole_brain")
+    with pytest.raises(ValueError, match="same grid"):
+        regional_statistics(values, labels, ROIS, gm=gm[:, :-1])
+
+
+def test_coverage_measured_elsewhere_decides_the_status(maps):
+    values, labels, gm, valid = maps
+    table = regional_statistics(
+        values, labels, ROIS[:2], valid=valid, coverage={"occipital_L": 0.3}
+    ).set_index("roi")
+    assert table.loc["occipital_L", "coverage"] == 0.3
+    assert table.loc["occipital_L", "status"] == "n/a: coverage 0.30 < 0.5"
+    assert table.loc["occipital_R", "status"] == "ok"  # not in the mapping: measured here
+
+
+def test_region_cut_off_the_grid_reports_its_coverage(maps):
+    values, labels, gm, valid = maps
+    table = regional_statistics(
+        values, labels, [Roi(9, "cut_off"), Roi(1, "occipital_L")], valid=valid,
+        coverage={"cut_off": 0.0, "occipital_L": 0.9},
+    ).set_index("roi")  # fmt: skip
+    assert table.loc["cut_off", "status"] == "n/a: coverage 0.00 < 0.5"
+    assert table.loc["occipital_L", "status"] == "ok"

@@ -41,7 +41,7 @@ from aslmig.cli.demo import copy_example
 from aslmig.cli.execute import Progress
 from aslmig.cli.parser import PLUGINS, build_parser
 from aslmig.cli.run import collect, config_from_args, main
-from aslmig.config import ExecutionConfig, PhysicsConfig
+from aslmig.config import ExecutionConfig, PhysicsConfig, RegionsConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -139,7 +139,7 @@ def test_every_example_filter_file_is_documented():
 
 def test_every_configuration_key_is_documented():
     text = page("configuration.md")
-    for section in (ExecutionConfig, PhysicsConfig):
+    for section in (ExecutionConfig, PhysicsConfig, RegionsConfig):
         for item in fields(section):
             assert f"| `{item.name}` |" in text, item.name
     for plugin in PLUGINS:

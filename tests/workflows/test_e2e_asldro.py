@@ -7,7 +7,9 @@ tests/data/asldro/README.md); ``aslmig ... participant`` processes them in one c
   T1-weighted image made from the truth segmentation);
 - ``motionnot1w``: the same series without a T1w (ASL registered straight to the template);
 - ``multidelay``: six PLDs, asldro's default tissue T1s (GM ATT 0.8 s, WM 1.2 s), with a T1w;
-- ``pcasl`` / ``pasl``: the white-paper-exact recipes (CBF 60 / 20 exactly), with a T1w.
+- ``pcasl`` / ``pasl``: the white-paper-exact recipes (CBF 60 / 20 exactly), with a T1w;
+- ``occipital``: the PCASL recipe with -20 % CBF in the left occipital grey matter, with a T1w;
+- ``slab``: ``pcasl`` cut to an axial slab above z = -14 mm (no pons), with a T1w.
 
 The asldro grid is ICBM 2009a at 3 mm, so the truth can be compared in template space.
 """
@@ -15,14 +17,17 @@ The asldro grid is ICBM 2009a at 3 mm, so the truth can be compared in template 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nb
 import numpy as np
+import pandas as pd
 import pytest
 from asldro_adapter import asldro_to_bids
 from scipy import ndimage
 
+from aslmig.atlas.rois import shipped_migraine_atlas
 from aslmig.atlas.templates import resolve_template
 from aslmig.cli.run import main
 
@@ -33,7 +38,10 @@ PARTICIPANTS = {
     "multidelay": ("multi_delay", True),
     "pcasl": ("pcasl_exact", True),
     "pasl": ("pasl_exact", True),
+    "occipital": ("pcasl_occipital", True),
+    "slab": ("pcasl_exact", True),
 }
+SLAB_BOTTOM_MM = -14.0  # the slab keeps the slices whose centre is at or above this height
 GM, WM, CSF = 1, 2, 3
 # T1-weighted contrast. asldro's own structural image of the exactness recipe has nearly equal
 # GM and WM T1 (GM brighter, from proton density), which is not T1w contrast.
@@ -52,6 +60,23 @@ def synthetic_t1w(dseg_file: Path, out_file: Path) -> Path:
     return out_file
 
 
+def crop_to_slab(source: Path, target: Path, bottom_mm: float) -> Path:
+    """Copy an asldro dataset keeping the axial slices at or above ``bottom_mm`` (world z)."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if not path.name.endswith(".nii.gz"):
+            shutil.copy(path, target / path.name)
+            continue
+        image = nb.load(path)
+        heights = image.affine[2, 3] + image.affine[2, 2] * np.arange(image.shape[2])
+        first = int(np.flatnonzero(heights >= bottom_mm)[0])
+        affine = image.affine.copy()
+        affine[:3, 3] = image.affine[:3, :3] @ [0, 0, first] + image.affine[:3, 3]
+        data = np.asanyarray(image.dataobj)[:, :, first:]
+        nb.Nifti1Image(data, affine, image.header).to_filename(target / path.name)
+    return target
+
+
 pytestmark = pytest.mark.slow
 
 
@@ -62,7 +87,10 @@ def processed(tmp_path_factory):
     bids = root / "bids"
     t1w = synthetic_t1w(ASLDRO / "pcasl_exact" / "truth_dseg.nii.gz", root / "t1w.nii.gz")
     for subject, (source, with_t1w) in PARTICIPANTS.items():
-        asldro_to_bids(ASLDRO / source, bids, subject=subject, t1w=t1w if with_t1w else None)
+        folder = ASLDRO / source
+        if subject == "slab":
+            folder = crop_to_slab(folder, root / "slab", SLAB_BOTTOM_MM)
+        asldro_to_bids(folder, bids, subject=subject, t1w=t1w if with_t1w else None)
     output = root / "out"
     status = main(
         [str(bids), str(output), "participant", "-w", str(root / "work"), "--nprocs", "2"]
@@ -171,3 +199,96 @@ def test_multi_delay_att(processed):
     assert native_att[grey].mean() == pytest.approx(0.8, abs=0.02)
     assert native_cbf[white].mean() == pytest.approx(20.0, abs=0.5)
     assert native_att[white].mean() == pytest.approx(1.2, abs=0.05)
+
+
+# --- regional tables (issue 5) --------------------------------------------------------------
+
+GREY_ROIS = (
+    "dorsal_rostral_pons_L", "dorsal_rostral_pons_R", "hypothalamus_L", "hypothalamus_R",
+    "thalamus_L", "thalamus_R", "occipital_cortex_L", "occipital_cortex_R", "calcarine_L",
+    "calcarine_R", "pons", "grey_matter",
+)  # fmt: skip
+CHANGED_BY_THE_OCCIPITAL_DROP = {
+    "occipital_cortex_L", "calcarine_L", "territory_PCA_L", "grey_matter"
+}  # fmt: skip
+
+
+def regions(output: Path, subject: str, native: bool = False, parameter: str = "cbf"):
+    space = None if native else resolve_template().space
+    path = perf(output, subject, f"atlas-MigraineASL_{parameter}.tsv", space)
+    return pd.read_csv(path, sep="\t", na_values="n/a", keep_default_na=False).set_index("roi")
+
+
+def test_regional_tables_for_every_run(processed):
+    _, output = processed
+    for subject in PARTICIPANTS:
+        for native in (False, True):
+            table = regions(output, subject, native)
+            assert len(table) == 21
+            sidecar = json.loads(
+                perf(output, subject, "atlas-MigraineASL_cbf.json",
+                     None if native else resolve_template().space).read_text()
+            )  # fmt: skip
+            assert sidecar["Atlas"]["Name"] == "MigraineASL"
+            assert len(sidecar["Atlas"]["SHA256"]) == 64
+            assert sidecar["Sources"][0].startswith("bids:raw:")
+    att = regions(output, "multidelay", parameter="att")
+    assert att.loc["grey_matter", "gm_restricted_mean"] == pytest.approx(0.8, abs=0.05)
+    assert regions(output, "multidelay", True, "att").loc["white_matter", "mean"] == pytest.approx(
+        1.2, abs=0.05
+    )
+
+
+@pytest.mark.parametrize("subject", ["pcasl", "pasl"])
+def test_grey_matter_rois_on_asldro_truth(processed, subject):
+    """GM-restricted CBF is 60 +/- 0.5 in every GM region (native space), coverage 1."""
+    _, output = processed
+    native, template = regions(output, subject, True), regions(output, subject)
+    assert (native["status"] == "ok").all() and (template["coverage"] >= 0.99).all()
+    for roi in GREY_ROIS:
+        assert native.loc[roi, "gm_restricted_mean"] == pytest.approx(60.0, abs=0.5), roi
+        # template space: the map is interpolated from 3 mm to 2 mm, so GM-restricted voxels
+        # at tissue borders mix in white matter (measured -2.5 % to -7 %)
+        assert template.loc[roi, "gm_restricted_mean"] == pytest.approx(60.0, rel=0.08), roi
+    assert native.loc["white_matter", "mean"] == pytest.approx(20.0, abs=0.5)
+
+
+def test_left_occipital_drop_is_found_and_nothing_else_moves(processed):
+    """asldro truth with -20 % CBF in the left occipital GM (tools/asldro)."""
+    _, output = processed
+    truth_ai = 2 * (48.0 - 60.0) / (48.0 + 60.0)
+    native, reference = regions(output, "occipital", True), regions(output, "pcasl", True)
+    assert native.loc["occipital_cortex_L", "gm_restricted_mean"] == pytest.approx(48.0, rel=0.05)
+    assert native.loc["occipital_cortex_R", "gm_restricted_mean"] == pytest.approx(60.0, abs=0.5)
+    assert native.loc["occipital_cortex_L", "asymmetry_index"] == pytest.approx(truth_ai, rel=0.05)
+    for roi in set(native.index) - CHANGED_BY_THE_OCCIPITAL_DROP:
+        before, after = reference.loc[roi, "mean"], native.loc[roi, "mean"]
+        assert after == pytest.approx(before, rel=0.005), roi
+    template = regions(output, "occipital")
+    ratio = (
+        template.loc["occipital_cortex_L", "gm_restricted_mean"]
+        / template.loc["occipital_cortex_R", "gm_restricted_mean"]
+    )
+    assert ratio == pytest.approx(0.8, rel=0.05)
+    assert template.loc["occipital_cortex_L", "asymmetry_index"] == pytest.approx(truth_ai, rel=0.1)
+
+
+def test_coverage_follows_the_field_of_view(processed):
+    _, output = processed
+    template, native = regions(output, "slab"), regions(output, "slab", True)
+    for table in (template, native):
+        assert table.loc["pons", "status"].startswith("n/a: coverage")
+        assert np.isnan(table.loc["pons", "mean"])
+        assert table.loc["thalamus_L", "coverage"] == pytest.approx(1.0, abs=0.01)
+    assert native.loc["thalamus_L", "gm_restricted_mean"] == pytest.approx(60.0, abs=0.5)
+    assert native.loc["calcarine_R", "gm_restricted_mean"] == pytest.approx(60.0, abs=0.5)
+    # expected: the fraction of the region's template voxels inside the slab (ASL voxels are
+    # 3 mm, so the slab's lower edge is 1.5 mm below the centre of its lowest slice)
+    atlas = shipped_migraine_atlas()
+    affine = atlas.label_array()[1]
+    for roi in ("occipital_cortex_L", "grey_matter"):
+        voxels = atlas.mask(roi)
+        heights = affine[2, 3] + affine[2, 2] * np.arange(voxels.shape[2])
+        inside = heights >= SLAB_BOTTOM_MM - 1.5
+        expected = voxels[:, :, inside].sum() / voxels.sum()
+        assert template.loc[roi, "coverage"] == pytest.approx(expected, abs=0.05), roi

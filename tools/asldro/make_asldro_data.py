@@ -154,10 +154,10 @@ def tissue_table(hr_values, recipe):
     return tissues
 
 
-def gt_volumes(labels, tissues):
+def gt_volumes(labels, tissues, label_map=None):
     """Return a dict quantity -> float64 array on the label grid (background 0)."""
     vols = {q: np.zeros(labels.shape) for q in QUANTITIES}
-    for name, lab in LABELS.items():
+    for name, lab in (label_map or LABELS).items():
         m = labels == lab
         for q in QUANTITIES[:-1]:
             vols[q][m] = tissues[name][q]
@@ -172,9 +172,9 @@ def asldro_affine(affine_mm):
     return aff
 
 
-def write_asldro_gt(path: Path, labels, tissues, affine_mm):
+def write_asldro_gt(path: Path, labels, tissues, affine_mm, label_map=None):
     """Write the 5D GT NIfTI + JSON that asldro loads; return asldro's ``ground_truth`` dict."""
-    vols = gt_volumes(labels, tissues)
+    vols = gt_volumes(labels, tissues, label_map)
     data = np.stack([vols[q] for q in QUANTITIES], -1)[:, :, :, None, :]
     img = nib.Nifti1Image(data, asldro_affine(affine_mm))
     nii = path / "gt.nii.gz"
@@ -386,19 +386,21 @@ def save(arr, affine, path, dtype=np.float32):
     nib.save(img, path)
 
 
-def write_truth(ds: Path, labels, tissues, affine):
+def write_truth(ds: Path, labels, tissues, affine, label_map=None):
     """Write truth_dseg/cbf/att/t1 on the dataset grid."""
-    vols = gt_volumes(labels, tissues)
+    label_map = label_map or LABELS
+    vols = gt_volumes(labels, tissues, label_map)
     save(labels, affine, ds / "truth_dseg.nii.gz", np.uint8)
-    (ds / "truth_dseg.tsv").write_text("index\tname\n1\tGM\n2\tWM\n3\tCSF\n")
+    rows = "".join(f"{index}\t{name}\n" for name, index in label_map.items())
+    (ds / "truth_dseg.tsv").write_text("index\tname\n" + rows)
     save(vols["perfusion_rate"], affine, ds / "truth_cbf.nii.gz")
     save(vols["transit_time"], affine, ds / "truth_att.nii.gz")
     save(vols["t1"], affine, ds / "truth_t1.nii.gz")
 
 
-def check_gt_roundtrip(gt_result, labels, tissues):
+def check_gt_roundtrip(gt_result, labels, tissues, label_map=None):
     """Check that asldro's own resampled GT equals the GT we wrote (native grid, no motion)."""
-    vols = gt_volumes(labels, tissues)
+    vols = gt_volumes(labels, tissues, label_map)
     for q in QUANTITIES:
         a = np.asarray(gt_result[q], dtype=float)
         assert np.allclose(a, vols[q], rtol=0, atol=1e-9), q
@@ -587,6 +589,75 @@ def make_exact(name, label_type, out: Path, labels, affine, hr_values, tmp: Path
         }
     p["expected"] = exp
     p["verification_numpy"] = numpy_check_single(ds, label_type, tau, pld, alpha, labels)
+    return p
+
+
+# Left occipital grey matter, by the MigraineASL occipital_cortex_L rule (aslmig/atlas/migraine.py):
+# x <= -1 mm, y <= -70 mm, above the tentorium surface z = -4 + 0.33 (y + 60) - 0.4 |x| mm.
+OCCIPITAL_DROP = 0.20
+OCCIPITAL_LABEL = 4
+
+
+def left_occipital_grey(labels, affine):
+    """Truth GM voxels of the left occipital cortex (voxel centres in MNI mm)."""
+    ijk = np.indices(labels.shape).reshape(3, -1)
+    x, y, z = (affine[:3, :3] @ ijk + affine[:3, 3:4]).reshape(3, *labels.shape)
+    tentorium = -4.0 + 0.33 * (y + 60.0) - 0.4 * np.abs(x)
+    return (labels == LABELS["GM"]) & (x <= -1.0) & (y <= -70.0) & (z > tentorium)
+
+
+def make_occipital_drop(out: Path, labels, affine, hr_values, tmp: Path):
+    """Make ``pcasl_occipital``: the PCASL exact recipe with -20 % CBF in left occipital GM."""
+    name = "pcasl_occipital"
+    tissues = tissue_table(hr_values, "pcasl_exact")
+    reduced = (1.0 - OCCIPITAL_DROP) * tissues["GM"]["perfusion_rate"]
+    tissues["GM_occipital_L"] = dict(tissues["GM"], perfusion_rate=reduced, t1=exact_t1(reduced))
+    label_map = {**LABELS, "GM_occipital_L": OCCIPITAL_LABEL}
+    drop_labels = labels.copy()
+    drop_labels[left_occipital_grey(labels, affine)] = OCCIPITAL_LABEL
+    gt_files = write_asldro_gt(tmp, drop_labels, tissues, affine, label_map)
+    tau, pld, alpha = 1.8, 1.8, ALPHA_PCASL
+    series = [
+        asl_series(
+            "m0scan control label control label", "pcasl", tau, tau + pld, alpha,
+            shape=labels.shape, description=name,
+        ),
+        ground_truth_series(labels.shape),
+    ]  # fmt: skip
+    res = run_asldro(gt_files, series, tmp)
+    check_gt_roundtrip(res[1]["data"], drop_labels, tissues, label_map)
+    asl, ctx, m0 = split_m0(res[0]["data"], res[0]["context"])
+    ds = out / name
+    ds.mkdir(parents=True, exist_ok=True)
+    write_series(ds, asl, ctx, m0, affine)
+    write_truth(ds, drop_labels, tissues, affine, label_map)
+    base = {key: value for key, value in tissues.items() if key in LABELS}
+    p = common_params(name, drop_labels, affine, base, "pcasl")
+    p["ground_truth"]["labels"] = label_map
+    occipital = tissues["GM_occipital_L"]
+    p["ground_truth"]["tissues"]["GM_occipital_L"] = {
+        "cbf_ml_100g_min": occipital["perfusion_rate"],
+        "att_s": occipital["transit_time"],
+        "t1_s": occipital["t1"],
+        "t2_s": occipital["t2"],
+        "t2_star_s": occipital["t2_star"],
+        "m0": occipital["m0"],
+        "n_voxels": int((drop_labels == OCCIPITAL_LABEL).sum()),
+    }
+    p["recipe"] = (
+        "pcasl_exact recipe; left occipital GM (x <= -1, y <= -70 mm, above the MigraineASL "
+        f"tentorium surface) has CBF {reduced:g} (-{OCCIPITAL_DROP:.0%}) and its own exact T1"
+    )
+    p["physics"].update(
+        {
+            "labeling_duration_s": tau,
+            "post_labeling_delay_s": pld,
+            "asldro_signal_time_s": tau + pld,
+        }
+    )
+    p["noise"] = {"desired_snr": 0.0, "random_seed": 0, "note": "noise off"}
+    p["motion"] = None
+    p["asldro_sidecar"] = clean_sidecar(res[0]["sidecar"])
     return p
 
 
@@ -1023,7 +1094,8 @@ def main(argv=None):
         "--only",
         nargs="*",
         default=None,
-        help="subset of: pcasl_exact pasl_exact multi_delay pcasl_noisy pcasl_motion default_check",
+        help="subset of: pcasl_exact pasl_exact multi_delay pcasl_noisy pcasl_motion "
+        "pcasl_occipital default_check",
     )
     args = ap.parse_args(argv)
     want = (
@@ -1035,6 +1107,7 @@ def main(argv=None):
             "multi_delay",
             "pcasl_noisy",
             "pcasl_motion",
+            "pcasl_occipital",
             "default_check",
         }
     )
@@ -1077,6 +1150,13 @@ def main(argv=None):
             )
     if "pcasl_motion" in want:
         jobs.append(("pcasl_motion", lambda t: make_motion(args.out, labels, affine, hr_values, t)))
+    if "pcasl_occipital" in want:
+        jobs.append(
+            (
+                "pcasl_occipital",
+                lambda t: make_occipital_drop(args.out, labels, affine, hr_values, t),
+            )
+        )
     for name, job in jobs:
         with tempfile.TemporaryDirectory() as td:
             p = to_jsonable(job(Path(td)))
