@@ -1,0 +1,111 @@
+"""``aslmig power``: simulated power agrees with analytic t-test power; FPR is alpha."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.power import TTestIndPower, TTestPower
+
+from aslmig.cli.run import main
+from aslmig.sim.power import PowerSpec, simulate_power
+
+GRID = dict(n=(10, 20, 30, 40), effects=(-0.05, -0.10, -0.15, -0.20), simulations=4000)
+
+
+@pytest.mark.parametrize("test", ["pooled", "welch"])
+def test_two_sample_power_matches_statsmodels(test):
+    spec = PowerSpec(designs=("two-sample",), test=test, seed=11, **GRID)
+    table = simulate_power(spec).table
+    rows = table[table["effect"] != 0]
+    sigma = math.hypot(spec.between_sd, spec.within_sd)
+    analytic = [
+        TTestIndPower().power(effect_size=abs(e) / sigma, nobs1=n, alpha=spec.alpha, ratio=1.0)
+        for n, e in zip(rows["n"], rows["effect"], strict=True)
+    ]
+    difference = np.abs(rows["power"].to_numpy() - np.array(analytic))
+    assert len(rows) == 16
+    assert difference.max() < 0.05
+    np.testing.assert_allclose(rows["analytic_power"], analytic, atol=1e-6)
+
+
+def test_paired_power_matches_statsmodels():
+    spec = PowerSpec(designs=("paired",), seed=12, within_sd=0.12, **GRID)
+    table = simulate_power(spec).table
+    rows = table[table["effect"] != 0]
+    analytic = [
+        TTestPower().power(
+            effect_size=abs(e) / (math.sqrt(2) * spec.within_sd), nobs=n, alpha=spec.alpha
+        )
+        for n, e in zip(rows["n"], rows["effect"], strict=True)
+    ]
+    assert np.abs(rows["power"].to_numpy() - np.array(analytic)).max() < 0.05
+
+
+@pytest.mark.parametrize(
+    "test, sizes, bound",
+    [("pooled", (5, 10, 20, 40), 3.0), ("welch", (10, 20, 30, 40), 4.0)],
+)
+def test_false_positive_rate_is_alpha(test, sizes, bound):
+    """Pooled and paired t are exact; Welch is slightly conservative for small samples."""
+    spec = PowerSpec(n=sizes, simulations=20_000, seed=13, test=test)
+    fpr = simulate_power(spec).false_positive_rates()
+    assert len(fpr) == 8
+    se = math.sqrt(spec.alpha * (1 - spec.alpha) / spec.simulations)
+    assert np.all(np.abs(fpr["power"] - spec.alpha) < bound * se)
+
+
+def test_same_seed_same_table():
+    spec = PowerSpec(simulations=500, seed=3)
+    pd.testing.assert_frame_equal(simulate_power(spec).table, simulate_power(spec).table)
+
+
+def test_power_command_prints_and_writes(tmp_path, capsys):
+    out = tmp_path / "power"
+    assert (
+        main(
+            [
+                "power",
+                "--n",
+                "10",
+                "20",
+                "--effects",
+                "-0.1",
+                "-0.2",
+                "--simulations",
+                "500",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "two-sample (welch t)" in printed and "paired (paired t)" in printed
+    assert "FPR" in printed
+    table = pd.read_csv(out / "power.tsv", sep="\t")
+    assert len(table) == 2 * 2 * 3
+    assert set(table["effect"]) == {0.0, -0.1, -0.2}
+    assert (out / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "power.svg").read_text().startswith("<svg")
+    assert (out / "power.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--n", "1"], "--n"),
+        (["--effects", "1.5"], "--effects"),
+        (["--within-sd", "0"], "--within-sd"),
+        (["--alpha", "1"], "--alpha"),
+        (["--simulations", "10"], "--simulations"),
+        (["--design", "crossover"], "invalid choice"),
+    ],
+)
+def test_power_bad_input(arguments, message, capsys, tmp_path):
+    assert main(["power", *arguments, "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "p").exists()
