@@ -83,6 +83,11 @@ class GroupConfig:
     atlas: str = "MigraineASL"
     missing: str = "report"
     unlabelled: str = "error"
+    voxelwise: bool = True
+    permutations: int = 1000
+    tfce: bool = False
+    cluster_threshold: float = 3.1
+    seed: int = 1
 
 
 @dataclass(frozen=True)
@@ -225,8 +230,8 @@ def build_config(
 def to_toml(config: RunConfig) -> str:
     """Serialise a configuration as TOML (flat tables of scalars, lists and inline tables)."""
     lines: list[str] = [
-        "# aslmig run configuration. [execution], [physics] and [regions] can be reused with",
-        "# --config-file; the [run] table records the invocation and is ignored there.",
+        "# aslmig run configuration. [execution], [physics], [regions] and [group] can be",
+        "# reused with --config-file; the [run] table records the invocation and is ignored.",
         "[run]",
     ]
     top = {

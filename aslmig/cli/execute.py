@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from aslmig.bids.derivatives import atomic_write, init_derivatives
 from aslmig.bids.layout import AslRun
@@ -35,12 +35,13 @@ def config_log_path(config: RunConfig) -> Path:
 class Progress:
     """Print one short line per finished node: done/total, participant, stage."""
 
-    def __init__(self, total: int, stream=sys.stdout) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = total
         self.done = 0
         self.failed = 0
         self.start = time.monotonic()
-        self.stream = stream
+        # sys.stdout is looked up now, not when the module was imported (it may be replaced)
+        self.stream = sys.stdout if stream is None else stream
 
     def __call__(self, node: Any, status: str) -> None:
         """Report a node (nipype ``status_callback``), called with 'start', 'end' or 'exception'."""

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Helper commands: 'aslmig demo [DIR]' sets up and runs a built-in example; "
-            "'aslmig templates {fetch,list}' prefetches or lists the template files."
+            "'aslmig templates {fetch,list}' prefetches or lists the template files; "
+            "'aslmig simulate OUT_DIR' writes a simulated cohort with known truth; "
+            "'aslmig power' estimates statistical power by simulation."
         ),
     )
     parser.add_argument("bids_dir", type=Path, help="the input ASL-BIDS dataset (read-only)")
@@ -164,7 +166,86 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-file",
         type=Path,
         metavar="FILE",
-        help="TOML file with [execution] and [physics] tables (command-line options win)",
+        help="TOML file with [execution], [physics], [regions] and [group] tables "
+        "(command-line options win)",
+    )
+
+    regions = parser.add_argument_group("regions of interest")
+    regions.add_argument(
+        "--atlas",
+        dest="atlases",
+        action="append",
+        metavar="NAME|DIR",
+        help="ROI set for the regional tables: 'MigraineASL' (default) or a folder with "
+        "'<name>_dseg.nii.gz' + '<name>_dseg.tsv' (index, name) in the template's space; "
+        "repeat for several",
+    )
+    regions.add_argument(
+        "--roi-spheres",
+        type=Path,
+        metavar="FILE",
+        help="TSV of spheres (name, x, y, z, radius_mm, space) in template millimetres",
+    )
+    regions.add_argument(
+        "--min-coverage",
+        type=_positive_float,
+        metavar="FRACTION",
+        help="smallest fraction of an ROI's voxels with data for it to be reported (0.5)",
+    )
+
+    group = parser.add_argument_group("group level")
+    group.add_argument(
+        "--model",
+        type=Path,
+        metavar="FILE",
+        help="group model file (TOML: [labels], [inputs], [[model]]; see docs/group.md); "
+        "default: the built-in models",
+    )
+    group.add_argument(
+        "--group-label",
+        metavar="NAME",
+        help="write the group outputs to OUTPUT_DIR/group/NAME/ (default 'default')",
+    )
+    group.add_argument(
+        "--group-atlas",
+        metavar="NAME",
+        help="atlas of the participant ROI tables to model (default 'MigraineASL')",
+    )
+    group.add_argument(
+        "--missing",
+        choices=("report", "error"),
+        help="labelled participants without outputs: list them (report, default) or stop",
+    )
+    group.add_argument(
+        "--permutations",
+        type=_positive_int,
+        metavar="N",
+        help="permutations of the voxelwise tests (default 1000; all of them when fewer exist)",
+    )
+    group.add_argument(
+        "--tfce",
+        action="store_true",
+        default=None,
+        help="add threshold-free cluster enhancement to the voxelwise tests (slow)",
+    )
+    group.add_argument(
+        "--no-voxelwise",
+        dest="voxelwise",
+        action="store_false",
+        default=None,
+        help="skip the voxelwise maps (ROI statistics only)",
+    )
+    group.add_argument(
+        "--seed",
+        type=_positive_int,
+        metavar="N",
+        help="seed of the permutations (default 1)",
+    )
+    group.add_argument(
+        "--unlabelled",
+        choices=("error", "exclude"),
+        help="unknown or missing group/phase/covariate values: one error listing them "
+        "(default) or leave those units out with the reason recorded",
     )
 
     physics = parser.add_argument_group("physics (defaults: ASL white paper, Alsop 2015)")
@@ -214,6 +295,19 @@ EXECUTION_OPTIONS = (
     "bids_database_dir",
     "skip_bids_validation",
 )
+REGIONS_OPTIONS = ("atlases", "roi_spheres", "min_coverage")
+#: Group-level options: argparse destination -> GroupConfig field.
+GROUP_OPTIONS = {
+    "model": "model",
+    "group_label": "label",
+    "group_atlas": "atlas",
+    "missing": "missing",
+    "unlabelled": "unlabelled",
+    "permutations": "permutations",
+    "tfce": "tfce",
+    "voxelwise": "voxelwise",
+    "seed": "seed",
+}
 PHYSICS_OPTIONS = (
     "labeling_efficiency",
     "t1_blood",
@@ -234,4 +328,12 @@ def explicit_sections(args: argparse.Namespace) -> dict[str, dict]:
             if value is not None
         }
 
-    return {"execution": given(EXECUTION_OPTIONS), "physics": given(PHYSICS_OPTIONS)}
+    regions = given(REGIONS_OPTIONS)
+    if "atlases" in regions:
+        regions["atlases"] = tuple(regions["atlases"])
+    return {
+        "execution": given(EXECUTION_OPTIONS),
+        "physics": given(PHYSICS_OPTIONS),
+        "regions": regions,
+        "group": {GROUP_OPTIONS[key]: value for key, value in given(tuple(GROUP_OPTIONS)).items()},
+    }

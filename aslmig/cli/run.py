@@ -131,13 +131,12 @@ def run(config: RunConfig) -> int:
         The exit status.
     """
     if config.analysis_level == "group":
-        print(
-            "aslmig: error: the group level is not available in this version "
-            "(participant outputs are written by the participant level)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+        from aslmig.group.run import run_group
+
+        check_paths(config)
+        return run_group(config)
     runs = collect(config)
+    check_regions(config)
     if config.dry_run:
         root = runs[0].dataset_root
         print(format_plan(runs, root, constants=_constants_for(config)))
@@ -147,6 +146,17 @@ def run(config: RunConfig) -> int:
     from aslmig.cli.execute import execute
 
     return execute(config, runs)
+
+
+def check_regions(config: RunConfig) -> None:
+    """Validate the ``--atlas`` and ``--roi-spheres`` inputs before anything is written."""
+    from aslmig.atlas.rois import BUILTIN_ATLASES, resolve_atlases
+    from aslmig.atlas.templates import resolve_template
+
+    regions = config.regions
+    if regions.roi_spheres is None and all(name in BUILTIN_ATLASES for name in regions.atlases):
+        return
+    resolve_atlases(regions.atlases, regions.roi_spheres, resolve_template(), build_dir=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
             from aslmig.cli.demo import demo
 
             return demo(argv[1:])
+        if argv and argv[0] == "simulate":
+            from aslmig.cli.simulate import simulate_command
+
+            return simulate_command(argv[1:])
+        if argv and argv[0] == "power":
+            from aslmig.cli.power import power_command
+
+            return power_command(argv[1:])
         if argv and argv[0] == "templates":
             from aslmig.cli.templates import templates_command
 

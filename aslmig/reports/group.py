@@ -149,6 +149,11 @@ def _significant(row: pd.Series, threshold: float) -> bool:
     return math.isfinite(q) and q < threshold
 
 
+def _count(value: Any) -> str:
+    """Format a sample size as an integer (``n/a`` when missing)."""
+    return "n/a" if _is_missing(value) else str(int(round(_float(value))))
+
+
 def _statistic_text(row: pd.Series) -> str:
     text = f"{_text(row['statistic_name'])} = {format_number(_float(row['statistic']))}"
     df = _float(row["df"])
@@ -172,7 +177,7 @@ def _results_table(statistics: pd.DataFrame, threshold: float) -> str:
     for _, row in statistics.iterrows():
         css = ' class="sig"' if _significant(row, threshold) else ""
         groups = f"{_text(row['group_a'])} vs {_text(row['group_b'])}"
-        sizes = f"{_text(row['n_a'])} / {_text(row['n_b'])}"
+        sizes = f"{_count(row['n_a'])} / {_count(row['n_b'])}"
         cells = [
             (_text(row["model"]), ""),
             (_text(row["contrast"]), ""),

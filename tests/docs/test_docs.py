@@ -37,11 +37,11 @@ from aslmig.bids.metadata import (
     SECONDS_LIMITS,
     VOLUME_TYPES,
 )
-from aslmig.cli.demo import copy_example
+from aslmig.cli.demo import prepare_cohort
 from aslmig.cli.execute import Progress
 from aslmig.cli.parser import PLUGINS, build_parser
 from aslmig.cli.run import collect, config_from_args, main
-from aslmig.config import ExecutionConfig, PhysicsConfig, RegionsConfig
+from aslmig.config import ExecutionConfig, GroupConfig, PhysicsConfig, RegionsConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -139,7 +139,7 @@ def test_every_example_filter_file_is_documented():
 
 def test_every_configuration_key_is_documented():
     text = page("configuration.md")
-    for section in (ExecutionConfig, PhysicsConfig, RegionsConfig):
+    for section in (ExecutionConfig, PhysicsConfig, RegionsConfig, GroupConfig):
         for item in fields(section):
             assert f"| `{item.name}` |" in text, item.name
     for plugin in PLUGINS:
@@ -273,7 +273,8 @@ MESSAGE_TEMPLATE = "aslmig: error: FILE: PROBLEM (FIX)"
 # getting-started.md shows them and test_demo_run_example_has_the_shape_the_code_prints
 # checks them.
 STATUS_LINE = re.compile(
-    r"aslmig: (\d+ run\(s\), \d+ steps; work directory .+|finished in \d+ s; outputs in .+)"
+    r"aslmig: (\d+ run\(s\), \d+ steps; work directory .+|finished in \d+ s; outputs in .+"
+    r"|group statistics written to .+)"
 )
 
 
@@ -381,7 +382,7 @@ def test_demo_run_example_has_the_shape_the_code_prints(tmp_path):
     assert block, "getting-started.md shows no example of a full `aslmig demo` run"
     lines = block.group(1).splitlines()
     with working_directory(tmp_path):
-        bids = copy_example(Path(DEMO_DIR) / "bids")
+        bids = prepare_cohort(Path(DEMO_DIR) / "bids")
         arguments = [str(bids), f"{DEMO_DIR}/derivatives", "participant", "-w", f"{DEMO_DIR}/work"]
         config = config_from_args(build_parser().parse_args(arguments))
         runs = collect(config)
@@ -407,15 +408,19 @@ def test_demo_run_example_has_the_shape_the_code_prints(tmp_path):
     assert all(printed), "PROGRESS_LINE no longer matches what Progress prints"
     labels = {match.group(3) for match in printed}
 
-    assert lines[0] == f"Example dataset: {DEMO_DIR}/bids"
+    assert lines[0] == f"Demo dataset: {DEMO_DIR}/bids"
     assert lines[1] == f"aslmig: {len(runs)} run(s), {total} steps; work directory {DEMO_DIR}/work"
-    shown = [PROGRESS_LINE.fullmatch(line) for line in lines[2:-3]]
+    end = next(i for i, line in enumerate(lines) if line.startswith("aslmig: finished"))
+    shown = [PROGRESS_LINE.fullmatch(line) for line in lines[2:end]]
     assert shown and all(shown), "every line between the header and the end is a progress line"
     for match in shown:
         assert int(match.group(2)) == total
         assert match.group(3) in labels, f"no such step: {match.group(3)}"
-    finished = re.fullmatch(r"aslmig: finished in \d+ s; outputs in (.+)", lines[-3])
-    assert finished and finished.group(1) == f"{SHOWN_HOME}/{DEMO_DIR}/derivatives"
+    finished = re.fullmatch(r"aslmig: finished in \d+ s; outputs in (.+)", lines[end])
+    derivatives = f"{SHOWN_HOME}/{DEMO_DIR}/derivatives"
+    assert finished and finished.group(1) == derivatives
+    assert lines[end + 1] == f"aslmig: group statistics written to {derivatives}/group/default"
+    assert lines[end + 2] == f"Group report: {derivatives}/group/default/report.html"
     subjects = sorted({run.subject for run in runs})
     reports = [f"Participant report: {DEMO_DIR}/derivatives/sub-{label}.html" for label in subjects]
-    assert lines[-2:] == reports
+    assert lines[end + 3 :] == reports

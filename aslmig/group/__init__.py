@@ -1,0 +1,1 @@
+"""Group-level analysis: labels, regional models, voxelwise inference and single-patient maps."""
