@@ -14,7 +14,7 @@ Measures
 ``ai``
     ``asymmetry_index`` of the CBF table, 2(L - R)/(L + R), one row per left/right pair
     (``roi`` is the pair's name without ``_L``/``_R``); :func:`orient_asymmetry` turns it
-    towards the symptomatic side.
+    towards the hemisphere that produces the aura (contralateral to the aura side).
 ``att``
     ROI ``mean`` of the ATT table (s), for multi-delay runs.
 
@@ -347,12 +347,15 @@ def _measure_rows(
 
 
 def orient_asymmetry(values: pd.DataFrame, unsided: str = "keep") -> pd.DataFrame:
-    """Turn asymmetry indices towards the symptomatic side.
+    """Turn asymmetry indices towards the hemisphere that produces the aura.
 
-    ``ai`` rows of a unit with ``aura_side`` ``R`` change sign, so that a positive index
-    always means "symptomatic side > other side"; ``L`` keeps the sign. Units without a side
-    keep the left-minus-right index (``unsided = "keep"``) or lose their ``ai`` rows
-    (``"exclude"``). The column ``orientation`` records the choice per row.
+    ``aura_side`` is the side of the symptoms (visual field, body); the hemisphere that
+    produces them is the other one. ``ai`` rows of a unit with ``aura_side`` ``L`` (right
+    hemisphere affected) change sign, so that a positive index always means "affected
+    hemisphere > other hemisphere" (a hypoperfused affected hemisphere is negative); ``R``
+    keeps the left-minus-right sign. Units without a side keep the left-minus-right index
+    (``unsided = "keep"``) or lose their ``ai`` rows (``"exclude"``). The column
+    ``orientation`` records the choice per row.
 
     Parameters
     ----------
@@ -369,11 +372,11 @@ def orient_asymmetry(values: pd.DataFrame, unsided: str = "keep") -> pd.DataFram
     values = values.copy()
     is_ai = values["measure"].eq("ai")
     side = values["aura_side"].fillna("")
-    sign = np.where(side.eq("R"), -1.0, 1.0)
+    sign = np.where(side.eq("L"), -1.0, 1.0)
     values.loc[is_ai, "value"] = values.loc[is_ai, "value"] * sign[is_ai.to_numpy()]
     orientation = np.select(
         [~is_ai, side.eq("L"), side.eq("R")],
-        ["n/a", "symptomatic=L", "symptomatic=R"],
+        ["n/a", "affected=R (aura L)", "affected=L (aura R)"],
         default="none (L-R)",
     )
     values["orientation"] = orientation

@@ -41,7 +41,7 @@ def methods_text(statistics: pd.DataFrame, settings: MapSettings, voxelwise: pd.
     models = statistics[["model", "test", "formula"]].drop_duplicates()
     parts = [
         "Regional CBF (absolute, relative to whole grey matter, and hemispheric asymmetry "
-        "oriented to the symptomatic side) was taken from the participant-level tables of "
+        "oriented to the hemisphere contralateral to the aura side) was taken from the participant-level tables of "
         "aslmig, averaging the runs of a session. Models: "
         + "; ".join(f"{row.model} ({row.test}): {row.formula}" for row in models.itertuples())
         + ". Effect sizes are Hedges' g with 95% confidence intervals; p values were corrected "

@@ -42,8 +42,16 @@ from aslmig.sim.anatomy import (
 )
 from aslmig.sim.io import write_json, write_nifti, write_tsv
 from aslmig.sim.regions import AtlasRegions, RegionMask, load_sim_atlas
-from aslmig.sim.spec import CONTROL_PHASE, GROUPS, CohortSpec, check_spec, output_problem
+from aslmig.sim.spec import (
+    CONTROL_PHASE,
+    GROUPS,
+    WILDCARD,
+    CohortSpec,
+    check_spec,
+    output_problem,
+)
 
+COHORT_NAME = "aslmig simulated migraine ASL cohort"
 TRUTH_PIPELINE = "ground-truth"
 SEX_FEMALE_PROBABILITY = {"HC": 0.6, "MwA": 0.75, "MwoA": 0.75}
 AGE_RANGE = (20, 55)
@@ -220,6 +228,25 @@ def _plan_sessions(spec: CohortSpec, key: tuple[int, ...], group: str) -> tuple[
     return tuple(sessions)
 
 
+def aura_side(spec: CohortSpec, group: str, random_side: str) -> str:
+    """Typical aura side of a participant: ``n/a`` without aura, else the visual-field side.
+
+    When the MwA effects change one hemisphere only (regions ending in ``_L`` or ``_R``),
+    the aura is on the opposite side of the visual field (a left occipital change gives a
+    right-hemifield aura); otherwise the side is ``random_side``.
+    """
+    if group != "MwA":
+        return "n/a"
+    hemispheres = {
+        effect.roi.rsplit("_", 1)[-1]
+        for effect in spec.effects
+        if effect.group in (WILDCARD, "MwA") and effect.roi.endswith(("_L", "_R"))
+    }
+    if len(hemispheres) == 1:
+        return {"L": "right", "R": "left"}[hemispheres.pop()]
+    return random_side
+
+
 def plan_cohort(spec: CohortSpec, region_names: list[str] | None = None) -> list[ParticipantPlan]:
     """Draw the participants and sessions of a cohort (no images).
 
@@ -242,7 +269,8 @@ def plan_cohort(spec: CohortSpec, region_names: list[str] | None = None) -> list
             rng = _rng(spec, *key, _PURPOSE["participant"])
             age = int(rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1))
             sex = "F" if rng.random() < SEX_FEMALE_PROBABILITY[group] else "M"
-            side = ("left", "right")[int(rng.integers(2))] if group == "MwA" else "n/a"
+            random_side = ("left", "right")[int(rng.integers(2))]
+            side = aura_side(spec, group, random_side)
             scale = _factor(rng, spec.scale_sd)
             global_factor = _factor(rng, spec.subject_sd)
             regions = {name: _factor(rng, spec.region_sd) for name in (region_names or [])}
@@ -539,7 +567,7 @@ def write_description(root: Path, spec: CohortSpec) -> None:
     write_json(
         root / "dataset_description.json",
         {
-            "Name": "aslmig simulated migraine ASL cohort",
+            "Name": COHORT_NAME,
             "BIDSVersion": "1.10.0",
             "DatasetType": "raw",
             "License": "CC0 (simulated data; anatomy from the ICBM 2009a template, see NOTICE)",

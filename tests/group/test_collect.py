@@ -88,7 +88,7 @@ def test_two_template_spaces_for_one_run_is_an_error(tmp_path):
     assert len(find_roi_tables(tmp_path, "MigraineASL", "MNI152NLin6Asym")) == 1
 
 
-def test_orientation_flips_right_sided_units_only():
+def test_orientation_flips_left_aura_units_only():
     import pandas as pd
 
     values = pd.DataFrame(
@@ -99,10 +99,10 @@ def test_orientation_flips_right_sided_units_only():
         }
     )
     oriented = orient_asymmetry(values)
-    assert oriented["value"].tolist() == [0.1, -0.1, 0.1, 50.0]
+    assert oriented["value"].tolist() == [-0.1, 0.1, 0.1, 50.0]  # aura L: right hemisphere
     assert oriented["orientation"].tolist() == [
-        "symptomatic=L",
-        "symptomatic=R",
+        "affected=R (aura L)",
+        "affected=L (aura R)",
         "none (L-R)",
         "n/a",
     ]

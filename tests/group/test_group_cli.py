@@ -98,9 +98,9 @@ def test_asymmetry_is_oriented_to_the_aura_side(cohort):
         frame = pd.read_csv(table, sep="\t").set_index("roi")
         raw[row.subject, row.session] = frame.loc["occipital_cortex_L", "asymmetry_index"]
     for row in ai.itertuples():
-        sign = -1.0 if row.aura_side == "R" else 1.0
+        sign = -1.0 if row.aura_side == "L" else 1.0  # aura L: right hemisphere affected
         assert row.value == pytest.approx(sign * raw[row.subject, row.session], rel=1e-7)
-        assert row.orientation == {"L": "symptomatic=L", "R": "symptomatic=R"}.get(
+        assert row.orientation == {"L": "affected=R (aura L)", "R": "affected=L (aura R)"}.get(
             row.aura_side, "none (L-R)"
         )
     assert set(ai.loc[ai["group"] == "MwA", "aura_side"]) == {"L", "R"}

@@ -176,3 +176,15 @@ def test_wildcard_effects_apply_to_every_group_and_phase(tmp_path, anatomy, atla
         gm = _gm_truth(result.truth_dir, subject, session)
         np.testing.assert_allclose(gm[labels == 4], 72.0, rtol=1e-6)
         np.testing.assert_allclose(gm[labels != 4], 60.0, rtol=1e-6)
+
+
+def test_aura_side_follows_a_lateral_effect():
+    from aslmig.sim.cohort import aura_side
+    from aslmig.sim.spec import CohortSpec, parse_effect
+
+    left = CohortSpec(effects=(parse_effect("MwA:ictal:occipital_cortex_L=-0.15"),))
+    assert aura_side(left, "MwA", "left") == "right"  # left occipital: right-hemifield aura
+    right = CohortSpec(effects=(parse_effect("*:ictal:calcarine_R=-0.1"),))
+    assert aura_side(right, "MwA", "right") == "left"
+    assert aura_side(CohortSpec(), "MwA", "left") == "left"  # no lateral effect: random
+    assert aura_side(left, "MwoA", "left") == "n/a"
