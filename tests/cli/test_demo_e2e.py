@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import nibabel as nb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -34,3 +36,17 @@ def test_demo_runs_both_levels_and_shows_the_ictal_change(tmp_path, capsys):
     assert -0.20 < change["MwA"] < -0.05
     assert abs(change["MwoA"]) < 0.08
     assert (tmp_path / "demo" / "derivatives" / "group" / "default" / "voxelwise.tsv").is_file()
+
+    # every session's native CBF against the simulator's truth on the same grid (mean over
+    # the brain mask; measured 0.992-1.002)
+    truth_dir = tmp_path / "demo" / "bids" / "derivatives" / "ground-truth"
+    truths = sorted(truth_dir.glob("sub-*/ses-*/perf/sub-*_ses-*[0-9]_cbf.nii.gz"))
+    assert len(truths) == 10
+    for truth_file in truths:
+        subject, session = truth_file.name.split("_")[:2]
+        perf = tmp_path / "demo" / "derivatives" / subject / session / "perf"
+        truth = nb.load(truth_file).get_fdata()
+        cbf = nb.load(perf / f"{subject}_{session}_cbf.nii.gz").get_fdata()
+        mask = nb.load(perf / f"{subject}_{session}_desc-brain_mask.nii.gz").get_fdata() > 0
+        inside = mask & (truth > 5) & np.isfinite(cbf)
+        assert cbf[inside].mean() / truth[inside].mean() == pytest.approx(1.0, abs=0.02)
