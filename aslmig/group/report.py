@@ -41,8 +41,8 @@ def methods_text(statistics: pd.DataFrame, settings: MapSettings, voxelwise: pd.
     models = statistics[["model", "test", "formula"]].drop_duplicates()
     parts = [
         "Regional CBF (absolute, relative to whole grey matter, and hemispheric asymmetry "
-        "oriented to the hemisphere contralateral to the aura side) was taken from the participant-level tables of "
-        "aslmig, averaging the runs of a session. Models: "
+        "oriented to the hemisphere contralateral to the aura side) was taken from the "
+        "participant-level tables of aslmig, averaging the runs of a session. Models: "
         + "; ".join(f"{row.model} ({row.test}): {row.formula}" for row in models.itertuples())
         + ". Effect sizes are Hedges' g with 95% confidence intervals; p values were corrected "
         "with the Benjamini-Hochberg false discovery rate within each family (one test of one "

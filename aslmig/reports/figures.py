@@ -848,7 +848,7 @@ def line_plot_svg(
             f'<text x="{_num(left)}" y="16" font-size="13" font-weight="bold" '
             f'fill="#222">{_esc(title)}</text>'
         )
-    parts.extend(_y_axis(low, high, left, right, sy))
+    parts.extend(y_axis_svg(low, high, left, right, sy))
     parts.extend(_x_axis(x_high, bottom, sx))
     parts.append(
         f'<rect x="{_num(left)}" y="{_num(top)}" width="{_num(right - left)}" '
@@ -888,10 +888,13 @@ def line_plot_svg(
     return "".join(parts)
 
 
-def _y_axis(low: float, high: float, left: float, right: float, sy: _Scale) -> list[str]:
-    step = _tick_step(low, high, 4)
+def y_axis_svg(
+    low: float, high: float, left: float, right: float, sy: _Scale, target: int = 4
+) -> list[str]:
+    """Return SVG grid lines and labels of a y axis (about ``target`` ticks)."""
+    step = _tick_step(low, high, target)
     out = []
-    for tick in nice_ticks(low, high, 4):
+    for tick in nice_ticks(low, high, target):
         y = _num(sy(tick))
         out.append(
             f'<line x1="{_num(left)}" y1="{y}" x2="{_num(right)}" y2="{y}" '

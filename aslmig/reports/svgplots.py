@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aslmig.reports.figures import PLOT_COLORS, nice_ticks
+from aslmig.reports.figures import PLOT_COLORS, nice_ticks, y_axis_svg
 
 _SVG_OPEN = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
@@ -72,21 +72,6 @@ def _range(values: np.ndarray, include_zero: bool = False) -> tuple[float, float
         return low - pad, high + pad
     pad = 0.06 * (high - low)
     return low - pad, high + pad
-
-
-def _y_axis(low: float, high: float, left: float, right: float, sy) -> list[str]:
-    out = []
-    for tick in nice_ticks(low, high, 5):
-        y = _num(sy(tick))
-        out.append(
-            f'<line x1="{_num(left)}" y1="{y}" x2="{_num(right)}" y2="{y}" '
-            'stroke="#e3e3e3" stroke-width="0.8"/>'
-        )
-        out.append(
-            f'<text x="{_num(left - 5)}" y="{y}" dy="0.35em" text-anchor="end" '
-            f'fill="#444">{clean_text(f"{tick:g}")}</text>'
-        )
-    return out
 
 
 def _frame(title: str, ylabel: str, width: int, height: int, cls: str) -> list[str]:
@@ -169,7 +154,7 @@ def box_strip_svg(
         return bottom - (y - low) / (high - low) * (bottom - top)
 
     parts = _frame(title, ylabel, width, height, "aslmig-boxplot")
-    parts.extend(_y_axis(low, high, left, right, sy))
+    parts.extend(y_axis_svg(low, high, left, right, sy, target=5))
     slot = (right - left) / max(1, len(names))
     for number, name in enumerate(names):
         colour = PLOT_COLORS[number % len(PLOT_COLORS)]
@@ -232,7 +217,7 @@ def paired_lines_svg(
         return bottom - (y - low) / (high - low) * (bottom - top)
 
     parts = _frame(title, ylabel, width, height, "aslmig-paired")
-    parts.extend(_y_axis(low, high, left, right, sy))
+    parts.extend(y_axis_svg(low, high, left, right, sy, target=5))
     for subject, (a, b) in pairs.items():
         if not (math.isfinite(float(a)) and math.isfinite(float(b))):
             continue

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aslmig.atlas.extract import COLUMNS
+
 ROIS = (
     "grey_matter",
     "white_matter",
@@ -33,22 +35,6 @@ ROIS = (
     "territory_PCA_R",
     "territory_VB_L",
     "territory_VB_R",
-)
-COLUMNS = (
-    "roi",
-    "index",
-    "hemisphere",
-    "n_voxels",
-    "n_valid",
-    "coverage",
-    "mean",
-    "median",
-    "sd",
-    "gm_weighted_mean",
-    "gm_restricted_mean",
-    "relative_to_reference",
-    "asymmetry_index",
-    "status",
 )
 SPACE = "MNI152NLin2009cAsym"
 
