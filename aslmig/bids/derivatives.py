@@ -42,6 +42,8 @@ ENTITY_ORDER = (
 )
 _KNOWN_ENTITIES = {name for name, _ in ENTITY_ORDER}
 NON_STANDARD_SUFFIXES = ("cbf", "att")
+#: Folders of OUTPUT_DIR that are not BIDS: built atlases and group-level results.
+NON_BIDS_FOLDERS = ("atlases/", "group/")
 PIPELINE_NAME = "aslmig"
 
 
@@ -259,4 +261,5 @@ def init_derivatives(output_dir: Path, source_dataset: Path) -> None:
         ignore = output_dir / ".bidsignore"
         if not ignore.exists():
             patterns = "".join(f"*_{suffix}.*\n" for suffix in NON_STANDARD_SUFFIXES)
+            patterns += "".join(f"{folder}\n" for folder in NON_BIDS_FOLDERS)
             atomic_write(ignore, lambda temporary: temporary.write_text(patterns))

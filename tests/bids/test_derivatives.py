@@ -118,7 +118,9 @@ def test_init_derivatives(tmp_path):
     assert description["GeneratedBy"][0]["Name"] == "aslmig"
     assert description["GeneratedBy"][0]["Version"] == __version__
     assert description["SourceDatasets"][0]["URL"].startswith("file://")
-    assert "*_cbf.*" in (out / ".bidsignore").read_text()
+    assert (out / ".bidsignore").read_text().splitlines() == [
+        "*_cbf.*", "*_att.*", "atlases/", "group/"
+    ]
 
 
 def test_init_derivatives_refuses_foreign_dataset(tmp_path):
