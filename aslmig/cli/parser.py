@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Helper commands: 'aslmig demo [DIR]' sets up and runs a built-in example; "
             "'aslmig templates {fetch,list}' prefetches or lists the template files; "
             "'aslmig simulate OUT_DIR' writes a simulated cohort with known truth; "
-            "'aslmig power' estimates statistical power by simulation."
+            "'aslmig power' estimates statistical power by simulation; "
+            "'aslmig slurm BIDS_DIR OUTPUT_DIR' writes SLURM array and group job scripts."
         ),
     )
     parser.add_argument("bids_dir", type=Path, help="the input ASL-BIDS dataset (read-only)")

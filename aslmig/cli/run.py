@@ -179,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             from aslmig.cli.demo import demo
 
             return demo(argv[1:])
+        if argv and argv[0] == "slurm":
+            from aslmig.cli.slurm import slurm_command
+
+            return slurm_command(argv[1:])
         if argv and argv[0] == "simulate":
             from aslmig.cli.simulate import simulate_command
 

@@ -1,0 +1,1 @@
+"""Helpers for running aslmig on compute clusters (SLURM job-array scripts)."""
