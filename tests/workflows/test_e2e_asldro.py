@@ -261,9 +261,14 @@ def test_left_occipital_drop_is_found_and_nothing_else_moves(processed):
     assert native.loc["occipital_cortex_L", "gm_restricted_mean"] == pytest.approx(48.0, rel=0.05)
     assert native.loc["occipital_cortex_R", "gm_restricted_mean"] == pytest.approx(60.0, abs=0.5)
     assert native.loc["occipital_cortex_L", "asymmetry_index"] == pytest.approx(truth_ai, rel=0.05)
-    for roi in set(native.index) - CHANGED_BY_THE_OCCIPITAL_DROP:
-        before, after = reference.loc[roi, "mean"], native.loc[roi, "mean"]
-        assert after == pytest.approx(before, rel=0.005), roi
+    # the two participants are registered separately, so region boundaries (and the partial-
+    # volume mix of plain means) move slightly; the grey-matter-restricted values do not
+    for roi in set(native.index) - CHANGED_BY_THE_OCCIPITAL_DROP - {"white_matter"}:
+        before = reference.loc[roi, "gm_restricted_mean"]
+        assert native.loc[roi, "gm_restricted_mean"] == pytest.approx(before, abs=0.5), roi
+    assert native.loc["white_matter", "mean"] == pytest.approx(
+        reference.loc["white_matter", "mean"], rel=0.02
+    )
     template = regions(output, "occipital")
     ratio = (
         template.loc["occipital_cortex_L", "gm_restricted_mean"]
