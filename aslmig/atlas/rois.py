@@ -216,8 +216,8 @@ def read_label_table(path: Path) -> pd.DataFrame:
     for name in table["name"]:
         if not _ROI_NAME.match(name):
             raise InputError(path, f"column 'name' has {quote(name)}", NAME_RULE)
-    for column, what in (("name", "names"), (("level", "index"), "index values per level")):
-        if table.duplicated(subset=list(column) if isinstance(column, tuple) else column).any():
+    for columns, what in ((["name"], "names"), (["level", "index"], "index values per level")):
+        if table.duplicated(subset=columns).any():
             raise InputError(path, f"repeats {what}", "give every region its own row")
     if "hemisphere" not in table.columns:
         table["hemisphere"] = [Roi(0, name).hemisphere or "n/a" for name in table["name"]]

@@ -248,15 +248,16 @@ def run_patient_maps(
     controls = units[(units["group"] == CONTROL_GROUP) & (units["phase"] == BASELINE_PHASE)]
     if len(controls) < 2:
         return {}
-    covariates, _ = _covariates(controls[["age"]] if "age" in controls else controls.iloc[:, :0])
-    use_age = covariates.shape[1] == 1 and len(controls) >= 4
+    ages = pd.to_numeric(controls["age"] if "age" in controls else pd.Series(dtype=float),
+                         errors="coerce")  # fmt: skip
+    use_age = len(controls) >= 4 and len(ages) > 0 and ages.notna().all() and ages.std() > 0
     tolerance = _midline_tolerance(maps.affine, maps.data.shape[1])
     mask = analysis_mask(maps.data)
     zmaps = {}
     for index, unit in units[units["group"].isin(PATIENT_GROUPS)].iterrows():
         if use_age:
-            ages = pd.to_numeric(controls["age"]).to_numpy(float)
-            z = patient_zmap(maps.data[index], maps.data[controls.index], ages[:, None],
+            z = patient_zmap(maps.data[index], maps.data[controls.index],
+                             ages.to_numpy(float)[:, None],
                              np.array([float(unit["age"])]))  # fmt: skip
         else:
             z = patient_zmap(maps.data[index], maps.data[controls.index])
