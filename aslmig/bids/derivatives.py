@@ -204,12 +204,17 @@ def dataset_description(source_dataset: Path) -> dict[str, Any]:
 
 
 def _container_info() -> dict[str, str]:
-    """Describe the container we run in, from variables our images set."""
-    if os.environ.get("ASLMIG_CONTAINER_TAG"):
-        return {"Type": "docker", "Tag": os.environ["ASLMIG_CONTAINER_TAG"]}
-    if os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER"):
-        image = os.environ.get("APPTAINER_CONTAINER") or os.environ["SINGULARITY_CONTAINER"]
-        return {"Type": "apptainer", "URI": Path(image).name}
+    """Describe the container we run in, from variables our image and Apptainer set.
+
+    Apptainer/Singularity keeps the image's ``ASLMIG_CONTAINER_TAG`` and adds
+    ``APPTAINER_CONTAINER`` (the ``.sif`` path), so it is checked first.
+    """
+    tag = os.environ.get("ASLMIG_CONTAINER_TAG")
+    image = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    if image:
+        return {"Type": "apptainer", "URI": Path(image).name, **({"Tag": tag} if tag else {})}
+    if tag:
+        return {"Type": "docker", "Tag": tag}
     return {}
 
 

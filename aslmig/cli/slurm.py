@@ -106,6 +106,12 @@ def build_slurm_parser() -> argparse.ArgumentParser:
     paths.add_argument("--extra-args", metavar='"..."', help="more participant-level arguments")
     paths.add_argument("--group-args", metavar='"..."', help="more group-level arguments")
     paths.add_argument(
+        "--bids-database-dir",
+        type=Path,
+        metavar="DIR",
+        help="pybids index of BIDS_DIR: built (or reused) now, read by every array task",
+    )
+    paths.add_argument(
         "--work-dir",
         type=Path,
         metavar="DIR",
@@ -121,7 +127,9 @@ def build_slurm_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def select_participants(bids_dir: Path, labels: list[str] | None) -> list[str]:
+def select_participants(
+    bids_dir: Path, labels: list[str] | None, database_dir: Path | None = None
+) -> list[str]:
     """Return the participants with ASL data, restricted to ``labels`` when given.
 
     Parameters
@@ -130,6 +138,8 @@ def select_participants(bids_dir: Path, labels: list[str] | None) -> list[str]:
         The dataset.
     labels : list of str, optional
         ``--participant-label`` values (with or without ``sub-``).
+    database_dir : Path, optional
+        Where pybids' index is saved (or reused from), for the jobs to reuse.
 
     Returns
     -------
@@ -139,7 +149,7 @@ def select_participants(bids_dir: Path, labels: list[str] | None) -> list[str]:
     from aslmig.bids.layout import normalise_labels, open_layout
 
     wanted = normalise_labels(labels, "sub-", "--participant-label")
-    layout = open_layout(bids_dir)
+    layout = open_layout(bids_dir, database_dir=database_dir)
     available = sorted(layout.get_subjects(suffix="asl", datatype="perf"))
     if not available:
         raise InputError(bids_dir, "holds no ASL series (perf/*_asl.nii[.gz])")
@@ -189,6 +199,7 @@ def options_from_args(args: argparse.Namespace) -> SlurmOptions:
         container=container,
         venv=venv,
         templateflow_home=_absolute(args.templateflow_home),
+        bids_database_dir=_absolute(args.bids_database_dir),
         extra_args=split_args(args.extra_args, "--extra-args"),
         group_args=split_args(args.group_args, "--group-args"),
     )
@@ -210,7 +221,9 @@ def slurm_command(argv: list[str]) -> int:
     args = build_slurm_parser().parse_args(argv)
     options = options_from_args(args)
     validate_options(options)
-    labels = select_participants(options.bids_dir, args.participant_label)
+    labels = select_participants(
+        options.bids_dir, args.participant_label, options.bids_database_dir
+    )
     written = write_scripts(options, labels)
     print(f"{len(labels)} participant(s): {', '.join(labels)}")
     for path in written.values():

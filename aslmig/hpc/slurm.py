@@ -36,6 +36,7 @@ RESERVED_OPTIONS = (
     "--nprocs",
     "--n-cpus",
     "--mem-gb",
+    "--bids-database-dir",
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -68,6 +69,9 @@ class SlurmOptions:
         Virtual environment whose ``bin/aslmig`` is run (used when no container is given).
     templateflow_home : Path, optional
         ``TEMPLATEFLOW_HOME`` of the jobs (bound into the container).
+    bids_database_dir : Path, optional
+        pybids index of the dataset, built before submission and reused by every array task
+        (bound into the container).
     extra_args, group_args : tuple of str
         Further aslmig arguments of the participant and the group level.
     """
@@ -85,6 +89,7 @@ class SlurmOptions:
     container: Path | None = None
     venv: Path | None = None
     templateflow_home: Path | None = None
+    bids_database_dir: Path | None = None
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     group_args: tuple[str, ...] = field(default_factory=tuple)
 
@@ -183,6 +188,7 @@ def validate_options(options: SlurmOptions) -> None:
         ("OUTPUT_DIR", options.output_dir),
         ("--work-dir", options.work_dir),
         ("--templateflow-home", options.templateflow_home),
+        ("--bids-database-dir", options.bids_database_dir),
     ):
         _check_path(path, option, bind=bind)
     for option, path in (
@@ -240,6 +246,8 @@ def _launcher(options: SlurmOptions) -> str:
         f"{options.output_dir}:{options.output_dir}",
         f"{options.work_dir}:{options.work_dir}",
     ]
+    if options.bids_database_dir is not None:
+        binds.append(f"{options.bids_database_dir}:{options.bids_database_dir}")
     words = ["apptainer", "run", "--cleanenv"]
     if options.templateflow_home is not None:
         binds.append(f"{options.templateflow_home}:{options.templateflow_home}")
@@ -248,6 +256,12 @@ def _launcher(options: SlurmOptions) -> str:
         words += ["-B", _q(bind)]
     words.append(_q(options.container))
     return " ".join(words)
+
+
+def _database_args(options: SlurmOptions) -> list[str]:
+    if options.bids_database_dir is None:
+        return []
+    return [f"--bids-database-dir {_q(options.bids_database_dir)}"]
 
 
 def _continued(words: list[str]) -> str:
@@ -278,6 +292,7 @@ def render_participant_script(options: SlurmOptions, count: int) -> str:
         f'-w {work}/"$label"',
         '--nprocs "${SLURM_CPUS_PER_TASK:-1}"',
         f"--mem-gb {options.mem_gb}",
+        *_database_args(options),
         *[_q(arg) for arg in options.extra_args],
     ]
     lines = [

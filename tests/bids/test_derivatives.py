@@ -123,6 +123,29 @@ def test_init_derivatives(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, None),
+        ({"ASLMIG_CONTAINER_TAG": "aslmig:1.0"}, {"Type": "docker", "Tag": "aslmig:1.0"}),
+        (
+            {"ASLMIG_CONTAINER_TAG": "aslmig:1.0", "APPTAINER_CONTAINER": "/img/aslmig.sif"},
+            {"Type": "apptainer", "URI": "aslmig.sif", "Tag": "aslmig:1.0"},
+        ),
+        ({"SINGULARITY_CONTAINER": "/img/a.sif"}, {"Type": "apptainer", "URI": "a.sif"}),
+    ],
+)
+def test_generated_by_records_the_container(tmp_path, monkeypatch, environment, expected):
+    for name in ("ASLMIG_CONTAINER_TAG", "APPTAINER_CONTAINER", "SINGULARITY_CONTAINER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "out"
+    init_derivatives(out, tmp_path / "bids")
+    generated_by = json.loads((out / "dataset_description.json").read_text())["GeneratedBy"][0]
+    assert generated_by.get("Container") == expected
+
+
 def test_init_derivatives_refuses_foreign_dataset(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -135,6 +135,18 @@ def test_container_launcher(tmp_path):
         assert str(image) in script
 
 
+def test_database_dir_is_passed_to_participant_tasks_and_bound(tmp_path):
+    database = tmp_path / "pybids index"
+    options = _options(tmp_path, venv=None, container=tmp_path / "a.sif",
+                       bids_database_dir=database)  # fmt: skip
+    scripts = render_scripts(options, LABELS)
+    assert f"--bids-database-dir {shlex.quote(str(database))}" in scripts[PARTICIPANT_SCRIPT]
+    assert shlex.quote(f"{database}:{database}") in scripts[PARTICIPANT_SCRIPT]
+    assert "--bids-database-dir" not in scripts[GROUP_SCRIPT].split(str(options.container))[1]
+    without = render_scripts(_options(tmp_path), LABELS)[PARTICIPANT_SCRIPT]
+    assert "--bids-database-dir" not in without
+
+
 def test_extra_and_group_args(tmp_path):
     options = _options(
         tmp_path,
@@ -226,6 +238,20 @@ def test_command_writes_scripts_for_dataset(dataset, tmp_path, capsys):
         _bash_syntax(out / name)
 
 
+def test_command_builds_the_index_once_for_every_task(dataset, tmp_path):
+    database = tmp_path / "index"
+    out = tmp_path / "scripts"
+    args = [str(dataset), str(tmp_path / "d"), "--out-dir", str(out),
+            "--bids-database-dir", str(database)]  # fmt: skip
+    assert _slurm(args) == 0
+    index = sorted(database.iterdir())
+    assert index, "the index is built before the jobs are submitted"
+    assert f"--bids-database-dir {database}" in (out / PARTICIPANT_SCRIPT).read_text()
+    stamps = [path.stat().st_mtime_ns for path in index]
+    assert _slurm(args) == 0
+    assert [path.stat().st_mtime_ns for path in sorted(database.iterdir())] == stamps
+
+
 def test_command_label_filter(dataset, tmp_path):
     out = tmp_path / "filtered"
     args = [str(dataset), str(tmp_path / "d"), "--out-dir", str(out)]
@@ -244,6 +270,7 @@ def test_command_label_filter(dataset, tmp_path):
         ["--venv", "/nonexistent/venv"],
         ["--container", "/nonexistent/aslmig.sif"],
         ["--extra-args=-w /elsewhere"],
+        ["--extra-args=--bids-database-dir /elsewhere"],
         ["--partition", "$(reboot)"],
     ],
 )
