@@ -34,7 +34,8 @@ COPY docker/requirements.lock docker/
 RUN --mount=type=secret,id=extra_ca \
     if [ -s /run/secrets/extra_ca ]; then export PIP_CERT=/run/secrets/extra_ca; fi; \
     python3 -m venv /opt/aslmig \
-    && /opt/aslmig/bin/pip install -r docker/requirements.lock
+    && /opt/aslmig/bin/pip install --no-deps -r docker/requirements.lock \
+    && /opt/aslmig/bin/pip check
 COPY pyproject.toml README.md LICENSE ./
 COPY aslmig ./aslmig
 RUN /opt/aslmig/bin/pip install --no-deps --no-build-isolation . \

@@ -30,6 +30,8 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 BUILD_TIMEOUT_S = 40 * 60
+#: Figures the tests measured (printed by ``conftest.py`` at the end of the run).
+FIGURES: list[str] = []
 
 # What Debian's -slim images leave out (their dpkg path-exclude list, simplified).
 SLIM_DPKG_EXCLUDES = """\

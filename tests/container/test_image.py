@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from podman_image import (
+    FIGURES,
     PodmanError,
     build_image,
     ca_bundle,
@@ -67,7 +68,7 @@ def podman(tmp_path_factory) -> dict[str, str]:
         install_tools()
     except PodmanError as error:
         pytest.fail(str(error))
-    print(f"podman, runc, debootstrap ready in {time.monotonic() - started:.1f} s")
+    FIGURES.append(f"podman, runc, debootstrap ready in {time.monotonic() - started:.1f} s")
     folder = tmp_path_factory.mktemp("podman")
     return {**os.environ, "CONTAINERS_CONF": str(containers_conf(folder))}
 
@@ -80,14 +81,14 @@ def image(podman, tmp_path_factory) -> str:
     try:
         if not image_exists(base, podman):
             seconds = make_base_image(base, scratch, podman)
-            print(f"base image {base} made with debootstrap in {seconds:.0f} s")
+            FIGURES.append(f"base image {base} made with debootstrap in {seconds:.0f} s")
         seconds = build_image(IMAGE, podman, scratch / "build.log")
     except PodmanError as error:
         pytest.fail(str(error))
-    print(f"podman build {IMAGE}: {seconds:.0f} s")
+    FIGURES.append(f"podman build {IMAGE}: {seconds:.0f} s")
     listing = subprocess.run(["podman", "image", "ls", IMAGE], capture_output=True, text=True,
                              env=podman)  # fmt: skip
-    print(listing.stdout)
+    FIGURES.extend(listing.stdout.strip().splitlines())
     return IMAGE
 
 
@@ -113,7 +114,7 @@ def _owned_folder(path: Path) -> Path:
 
 def test_image_size_labels_user_and_entrypoint(image, podman):
     info = _inspect(image, podman)
-    print(f"image size: {info['Size'] / 1e9:.2f} GB (target <= 1.5 GB)")
+    FIGURES.append(f"image size: {info['Size'] / 1e9:.2f} GB (target <= 1.5 GB)")
     assert info["Size"] <= SIZE_LIMIT_BYTES
     config = info["Config"]
     labels = config["Labels"]
@@ -171,7 +172,7 @@ def test_build_time_ca_certificates_are_not_baked_into_the_image(image, podman):
         podman,
     )  # fmt: skip
     assert search.returncode == 1, f"CA found in: {search.stdout}{search.stderr}"
-    print(f"{len(local)} local CA(s) passed as the build secret: absent from the image")
+    FIGURES.append(f"{len(local)} local CA(s) passed as the build secret: not in the image")
 
 
 def test_bundled_templates_are_used_when_built_without_templateflow(image, podman):
@@ -199,7 +200,7 @@ def participant_run(image, podman, tmp_path_factory):
     started = time.monotonic()
     result = _podman_run([*run_args(image, UID, mounts), "/data", "/out", "participant",
                           "-w", "/work", "--nprocs", "2"], podman)  # fmt: skip
-    print(f"participant level in the container: {time.monotonic() - started:.0f} s")
+    FIGURES.append(f"participant level in the container: {time.monotonic() - started:.0f} s")
     return result, simulated / "bids", output
 
 
@@ -235,7 +236,7 @@ def test_participant_level_runs_read_only_non_root_offline(participant_run):
     mask = nb.load(perf / f"{stem}_desc-brain_mask.nii.gz").get_fdata() > 0
     inside = mask & (truth > 5) & np.isfinite(cbf)
     ratio = cbf[inside].mean() / truth[inside].mean()
-    print(f"container CBF / truth over the brain mask: {ratio:.4f}")
+    FIGURES.append(f"container CBF / truth over the brain mask: {ratio:.4f}")
     assert ratio == pytest.approx(1.0, abs=0.02)
 
     table = pd.read_csv(perf / f"{stem}_space-MNI152NLin2009aSym_atlas-MigraineASL_cbf.tsv",
