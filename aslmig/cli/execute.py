@@ -75,6 +75,15 @@ def _nipype_settings(config: RunConfig, work_dir: Path) -> dict[str, dict[str, A
     }
 
 
+def is_graph_plugin(plugin: str) -> bool:
+    """Return True for nipype plugins that submit the whole graph and return (``SLURMGraph``).
+
+    Those plugins (``SGEGraph``, ``SLURMGraph``, ``CondorDAGMan``, ...) hand the graph to the
+    scheduler with job dependencies and return at once, before any step has run.
+    """
+    return plugin.endswith("Graph") or plugin == "CondorDAGMan"
+
+
 def _plugin(config: RunConfig, progress: Progress) -> tuple[str, dict[str, Any]]:
     execution = config.execution
     args = dict(execution.plugin_args)
@@ -150,6 +159,13 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as error:
         LOGGER.debug("nipype reported: %s", error)
+    if is_graph_plugin(plugin):
+        print(
+            f"aslmig: submitted the {total} steps to the scheduler as jobs that depend on each "
+            f"other ({plugin}); the outputs appear in {output_dir} as the jobs finish "
+            f"(crash files in {output_dir / 'logs' / 'crash'})"
+        )
+        return 0
     crashes = summarise_crashes(output_dir, started)
     if crashes:
         print("aslmig: some steps failed:", file=sys.stderr)

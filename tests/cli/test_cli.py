@@ -232,3 +232,15 @@ def test_dry_run_piped_into_head_is_quiet(example, tmp_path):
     result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("aslmig dry run: 1 ASL run(s)")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("plugin", "graph"),
+    [("SLURMGraph", True), ("SGEGraph", True), ("PBSGraph", True), ("CondorDAGMan", True),
+     ("SLURM", False), ("MultiProc", False), ("Linear", False)],
+)  # fmt: skip
+def test_graph_plugins_are_recognised(plugin, graph):
+    """Graph plugins return once the jobs are queued: aslmig must not say 'finished'."""
+    from aslmig.cli.execute import is_graph_plugin
+
+    assert is_graph_plugin(plugin) is graph

@@ -10,6 +10,7 @@ stops every daemon it started (checking that none is left).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -261,15 +262,13 @@ def _wait_for_jobs(job_ids: list[str], environment: dict[str, str]) -> float:
     raise AssertionError(f"jobs {job_ids} not finished after {JOB_TIMEOUT_S} s")
 
 
-def _simulate(bids: Path) -> None:
+def _simulate(bids: Path, groups: tuple[str, ...] = ("HC=1", "MwA=1", "MwoA=1")) -> None:
     status = main(
         [
             "simulate",
             str(bids),
             "--n",
-            "HC=1",
-            "MwA=1",
-            "MwoA=1",
+            *groups,
             "--phases",
             "interictal",
             "--voxel",
@@ -288,7 +287,8 @@ def test_array_and_dependent_group_job(slurm_cluster, tmp_path):
     bids, output, scripts = tmp_path / "bids", tmp_path / "derivatives", tmp_path / "slurm jobs"
     _simulate(bids)
     venv = Path(sys.executable).parent.parent
-    arguments = [str(bids), str(output), "--venv", str(venv), "--out-dir", str(scripts)]
+    arguments = [str(bids), str(output), "--venv", str(venv), "--out-dir", str(scripts),
+                 "--bids-database-dir", str(tmp_path / "index")]  # fmt: skip
     resources = ["--cpus-per-task", "1", "--mem-gb", "2", "--time", "00:30:00"]
     assert main(["slurm", *arguments, *resources, "--group-args=--no-voxelwise"]) == 0
     labels = (scripts / PARTICIPANTS_FILE).read_text().split()
@@ -324,4 +324,38 @@ def test_array_and_dependent_group_job(slurm_cluster, tmp_path):
 
     for label in labels:
         assert (output / f"sub-{label}.html").is_file()
+        config = (output / "logs" / f"config_participant_sub-{label}.toml").read_text()
+        assert f'bids_database_dir = "{tmp_path / "index"}"' in config
     assert (output / "group" / "default" / "report.html").is_file()
+
+
+def _job_ids(environment: dict[str, str]) -> set[str]:
+    result = subprocess.run(["scontrol", "-o", "show", "jobs"], capture_output=True, text=True,
+                            env=environment, check=True)  # fmt: skip
+    return set(re.findall(r"^JobId=(\d+)", result.stdout, re.MULTILINE))
+
+
+def test_nipype_slurmgraph_plugin_splits_one_participant_into_jobs(slurm_cluster, tmp_path):
+    """``--plugin SLURMGraph``: every step becomes a job; aslmig returns once they are queued."""
+    environment = slurm_cluster
+    bids, output, work = tmp_path / "bids", tmp_path / "derivatives", tmp_path / "work"
+    _simulate(bids, ("HC=1",))
+    before = _job_ids(environment)
+    sbatch = {"sbatch_args": "--mem=1G --cpus-per-task=1 --time=00:30:00"}
+    command = [str(Path(sys.executable).parent / "aslmig"), str(bids), str(output),
+               "participant", "--participant-label", "hc01", "-w", str(work),
+               "--plugin", "SLURMGraph", "--plugin-args", json.dumps(sbatch)]  # fmt: skip
+    submitted = subprocess.run(command, capture_output=True, text=True, env=environment)
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    assert "submitted the" in submitted.stdout and "(SLURMGraph)" in submitted.stdout
+    jobs = sorted(_job_ids(environment) - before, key=int)
+    assert len(jobs) > 10, "one job per step"
+    wall = _wait_for_jobs(jobs, environment)
+    print(f"{len(jobs)} SLURMGraph jobs finished in {wall:.0f} s")
+    records = [record for job in jobs for record in _job_records(job, environment)]
+    failed = [record["JobId"] for record in records if record["JobState"] != "COMPLETED"]
+    assert not failed, f"jobs not completed: {failed}"
+    perf = output / "sub-hc01" / "ses-1" / "perf"
+    assert (perf / "sub-hc01_ses-1_cbf.nii.gz").is_file()
+    assert (perf / "sub-hc01_ses-1_space-MNI152NLin2009aSym_atlas-MigraineASL_cbf.tsv").is_file()
+    assert (output / "sub-hc01.html").is_file()
