@@ -57,7 +57,6 @@ RUN --mount=type=secret,id=extra_ca \
 
 FROM python AS runtime
 ARG DEBIAN_IMAGE
-ARG TEMPLATES=fetch
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://pypi.org/project/aslmig/
@@ -77,8 +76,7 @@ ENV PATH=/opt/aslmig/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     USER=aslmig \
     LOGNAME=aslmig \
-    ASLMIG_CONTAINER_TAG=aslmig:${VERSION} \
-    ASLMIG_IMAGE_TEMPLATES=${TEMPLATES}
+    ASLMIG_CONTAINER_TAG=aslmig:${VERSION}
 LABEL org.opencontainers.image.title="aslmig" \
       org.opencontainers.image.description="BIDS App for ASL perfusion MRI in migraine research" \
       org.opencontainers.image.version="${VERSION}" \
