@@ -272,7 +272,8 @@ def motion_summary(
     Parameters
     ----------
     framewise_displacement : sequence of float
-        FD per volume, mm (NaN entries, e.g. the first volume, are ignored).
+        FD per volume, mm. The first entry (0 or NaN: the first volume has no predecessor)
+        is left out, as in fMRIPrep and MRIQC; other NaN entries are ignored.
     threshold_mm : float
         FD above which a volume counts as high-motion.
 
@@ -281,7 +282,7 @@ def motion_summary(
     dict
         ``mean_fd_mm``, ``max_fd_mm``, ``n_fd_above_threshold``, ``fd_threshold_mm``.
     """
-    fd = np.asarray(framewise_displacement, float).ravel()
+    fd = np.asarray(framewise_displacement, float).ravel()[1:]
     fd = fd[np.isfinite(fd)]
     if fd.size == 0:
         raise ValueError("framewise displacement series has no finite values")
@@ -317,7 +318,7 @@ def compute_qc_metrics(
     deltam : ndarray, optional
         ΔM series (for tSNR).
     framewise_displacement : sequence of float, optional
-        FD series (for the motion summary).
+        FD series (for the motion summary; left out for a single volume).
     fd_threshold_mm : float
         FD threshold, mm.
     threshold : float
@@ -339,6 +340,7 @@ def compute_qc_metrics(
     }
     if deltam is not None and np.shape(deltam)[-1] > 1:
         metrics["deltam_tsnr_gm"] = deltam_tsnr(deltam, tissue_mask(gm, threshold))
-    if framewise_displacement is not None:
+    if framewise_displacement is not None and np.size(framewise_displacement) > 1:
+        # one volume has no displacement to measure: the motion metrics are left out
         metrics.update(motion_summary(framewise_displacement, fd_threshold_mm))
     return metrics

@@ -54,15 +54,22 @@ def test_deltam_tsnr_and_motion_summary():
         "n_fd_above_threshold": 2,
         "fd_threshold_mm": 0.5,
     }
+    # the first volume's FD of 0 (no predecessor) is not averaged in
+    assert qc.motion_summary([0.0, 0.2, 0.4])["mean_fd_mm"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="no finite values"):
+        qc.motion_summary([0.0])
 
 
 def test_compute_qc_metrics_collects_everything():
     gm, wm, csf = _tissues()
     cbf = 60.0 * (gm > 0.7) + 20.0 * (wm > 0.7)
     deltam = np.repeat(cbf[..., None] / 10, 4, axis=-1) + np.arange(4)
-    metrics = qc.compute_qc_metrics(cbf, gm, wm, csf, deltam=deltam, framewise_displacement=[0.1])
+    fd = [0.0, 0.1]
+    metrics = qc.compute_qc_metrics(cbf, gm, wm, csf, deltam=deltam, framewise_displacement=fd)
     assert metrics["gm_wm_cbf_ratio"] == pytest.approx(3.0)
     assert {"qei", "deltam_tsnr_gm", "mean_fd_mm", "gm_spatial_cov_percent"} <= set(metrics)
+    one_volume = qc.compute_qc_metrics(cbf, gm, wm, csf, framewise_displacement=[0.0])
+    assert "mean_fd_mm" not in one_volume
 
 
 def test_empty_tissue_mask_is_a_value_error():
