@@ -71,6 +71,8 @@ tr.sig td { background: #fff1e6; font-weight: 600; }
 .plots { display: flex; flex-wrap: wrap; gap: 10px 18px; }
 .plots figure { margin: 4px 0; }
 p.note { font-size: 13px; color: var(--muted); }
+details { margin: 6px 0; }
+summary { cursor: pointer; font-weight: 600; }
 """
 
 
@@ -165,6 +167,40 @@ def _td(text: str, cls: str) -> str:
     return f"<td{attribute}>{clean_text(text)}</td>"
 
 
+def _families(statistics: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of each correction family, in order of first appearance."""
+    grouped = statistics.groupby("family", sort=False, dropna=False)
+    return [(_text(name), rows) for name, rows in grouped]
+
+
+def _family_block(name: str, rows: pd.DataFrame, threshold: float, content: str) -> str:
+    """A collapsible block for one family, open when it holds a result below ``threshold``."""
+    hits = sum(_significant(row, threshold) for _, row in rows.iterrows())
+    summary = f"{name}: {len(rows)} result(s), {hits} with q < {threshold:g}"
+    opened = " open" if hits else ""
+    return f"<details{opened}><summary>{clean_text(summary)}</summary>{content}</details>"
+
+
+def _result_row(row: pd.Series, threshold: float) -> str:
+    css = ' class="sig"' if _significant(row, threshold) else ""
+    groups = f"{_text(row['group_a'])} vs {_text(row['group_b'])}"
+    sizes = f"{_count(row['n_a'])} / {_count(row['n_b'])}"
+    cells = [
+        (_text(row["model"]), ""),
+        (_text(row["contrast"]), ""),
+        (_text(row["measure"]), ""),
+        (_text(row["roi"]), ""),
+        (groups, ""),
+        (sizes, "num"),
+        (_interval(row["estimate"], row["ci_low"], row["ci_high"]), "num"),
+        (_interval(row["hedges_g"], row["g_ci_low"], row["g_ci_high"]), "num"),
+        (_statistic_text(row), "num"),
+        (_p_text(row["p"]), "num"),
+        (_p_text(row["q"]), "num"),
+    ]
+    return f"<tr{css}>{''.join(_td(text, cls) for text, cls in cells)}</tr>"
+
+
 def _results_table(statistics: pd.DataFrame, threshold: float) -> str:
     if statistics.empty:
         return '<p class="muted">No statistics.</p>'
@@ -173,49 +209,38 @@ def _results_table(statistics: pd.DataFrame, threshold: float) -> str:
         "<th>n</th><th>estimate [95% CI]</th><th>Hedges g [95% CI]</th><th>statistic</th>"
         "<th>p</th><th>q</th>"
     )
-    rows = []
-    for _, row in statistics.iterrows():
-        css = ' class="sig"' if _significant(row, threshold) else ""
-        groups = f"{_text(row['group_a'])} vs {_text(row['group_b'])}"
-        sizes = f"{_count(row['n_a'])} / {_count(row['n_b'])}"
-        cells = [
-            (_text(row["model"]), ""),
-            (_text(row["contrast"]), ""),
-            (_text(row["measure"]), ""),
-            (_text(row["roi"]), ""),
-            (groups, ""),
-            (sizes, "num"),
-            (_interval(row["estimate"], row["ci_low"], row["ci_high"]), "num"),
-            (_interval(row["hedges_g"], row["g_ci_low"], row["g_ci_high"]), "num"),
-            (_statistic_text(row), "num"),
-            (_p_text(row["p"]), "num"),
-            (_p_text(row["q"]), "num"),
-        ]
-        body = "".join(_td(text, cls) for text, cls in cells)
-        rows.append(f"<tr{css}>{body}</tr>")
-    return (
-        f'<div class="table-wrap"><table class="results"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-        f'<p class="note">Highlighted: q &lt; {clean_text(f"{threshold:g}")} '
-        "(Benjamini-Hochberg within each family).</p>"
+    blocks = []
+    for name, rows in _families(statistics):
+        body = "".join(_result_row(row, threshold) for _, row in rows.iterrows())
+        table = (
+            f'<div class="table-wrap"><table class="results"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>"
+        )
+        blocks.append(_family_block(name, rows, threshold, table))
+    return "".join(blocks) + (
+        f'<p class="note">One block per correction family (open when it holds a result '
+        f'with q &lt; {clean_text(f"{threshold:g}")}); highlighted rows: q &lt; '
+        f'{clean_text(f"{threshold:g}")} (Benjamini-Hochberg within each family).</p>'
     )
 
 
 def _forest(statistics: pd.DataFrame, threshold: float) -> str:
-    rows = [
-        ForestRow(
-            label=f"{_text(row['roi'])} | {_text(row['contrast'])} | {_text(row['measure'])}",
-            estimate=_float(row["hedges_g"]),
-            low=_float(row["g_ci_low"]),
-            high=_float(row["g_ci_high"]),
-            highlight=_significant(row, threshold),
-        )
-        for _, row in statistics.iterrows()
-    ]
-    if not rows:
-        return ""
-    svg = forest_svg(rows, title="Effect sizes", xlabel="Hedges g (95% CI)")
-    return f"<figure>{check_svg(svg, 'forest plot')}</figure>"
+    blocks = []
+    for name, rows in _families(statistics):
+        forest_rows = [
+            ForestRow(
+                label=f"{_text(row['roi'])} | {_text(row['contrast'])} | {_text(row['measure'])}",
+                estimate=_float(row["hedges_g"]),
+                low=_float(row["g_ci_low"]),
+                high=_float(row["g_ci_high"]),
+                highlight=_significant(row, threshold),
+            )
+            for _, row in rows.iterrows()
+        ]
+        svg = forest_svg(forest_rows, title=f"Effect sizes: {name}", xlabel="Hedges g (95% CI)")
+        figure = f"<figure>{check_svg(svg, 'forest plot')}</figure>"
+        blocks.append(_family_block(name, rows, threshold, figure))
+    return "".join(blocks)
 
 
 def _ordered(values: pd.Series) -> list[str]:

@@ -185,6 +185,22 @@ def test_one_box_plot_per_roi_and_one_forest_row_per_statistic():
     assert document.count('class="aslmig-paired"') == len(rois)
 
 
+def test_results_and_forest_plots_are_grouped_by_correction_family():
+    rois = ("frontal", "parietal")
+    statistics = make_statistics(rois)
+    statistics.loc[statistics["model"] == "paired", "family"] = HOSTILE
+    statistics.loc[statistics["model"] == "paired", "q"] = 0.5
+    document = page(rois=rois, statistics=statistics)
+    assert not parse(document).errors
+    blocks = re.findall(r"<details( open)?><summary>(.*?)</summary>", document)
+    # per family: a results table and a forest plot; only "cbf" holds q < 0.05
+    assert blocks.count((" open", "cbf: 2 result(s), 1 with q &lt; 0.05")) == 2
+    hostile = [summary for opened, summary in blocks if not opened]
+    assert len(hostile) == 2 and all("&lt;script&gt;" in summary for summary in hostile)
+    assert document.count("<tr") - 2 == len(statistics)  # a header row per family
+    assert document.count('class="forest-row"') == len(statistics)
+
+
 def test_deterministic_bytes(tmp_path):
     first, second = tmp_path / "a" / "group.html", tmp_path / "b" / "group.html"
     kwargs = {
