@@ -168,13 +168,13 @@ def _td(text: str, cls: str) -> str:
 
 
 def _families(statistics: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """The rows of each correction family, in order of first appearance."""
+    """Return the rows of each correction family, in order of first appearance."""
     grouped = statistics.groupby("family", sort=False, dropna=False)
     return [(_text(name), rows) for name, rows in grouped]
 
 
 def _family_block(name: str, rows: pd.DataFrame, threshold: float, content: str) -> str:
-    """A collapsible block for one family, open when it holds a result below ``threshold``."""
+    """Return a collapsible block for one family, open when a result has q < threshold."""
     hits = sum(_significant(row, threshold) for _, row in rows.iterrows())
     summary = f"{name}: {len(rows)} result(s), {hits} with q < {threshold:g}"
     opened = " open" if hits else ""
@@ -217,10 +217,11 @@ def _results_table(statistics: pd.DataFrame, threshold: float) -> str:
             f"<tbody>{body}</tbody></table></div>"
         )
         blocks.append(_family_block(name, rows, threshold, table))
+    limit = clean_text(f"{threshold:g}")
     return "".join(blocks) + (
-        f'<p class="note">One block per correction family (open when it holds a result '
-        f'with q &lt; {clean_text(f"{threshold:g}")}); highlighted rows: q &lt; '
-        f'{clean_text(f"{threshold:g}")} (Benjamini-Hochberg within each family).</p>'
+        '<p class="note">One block per correction family (open when it holds a result '
+        f"with q &lt; {limit}); highlighted rows: q &lt; {limit} (Benjamini-Hochberg within "
+        "each family).</p>"
     )
 
 
