@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 from aslmig.bids.derivatives import atomic_write, init_derivatives
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig, to_toml
+from aslmig.errors import InputError
 
 LOGGER = logging.getLogger("aslmig")
 
@@ -75,6 +77,33 @@ def _nipype_settings(config: RunConfig, work_dir: Path) -> dict[str, dict[str, A
     }
 
 
+#: Commands each nipype cluster plugin runs (submission, then polling).
+SCHEDULER_COMMANDS = {
+    "SLURM": ("sbatch", "squeue"),
+    "SLURMGraph": ("sbatch",),
+    "SGE": ("qsub", "qstat"),
+    "SGEGraph": ("qsub",),
+    "PBS": ("qsub", "qstat"),
+    "PBSGraph": ("qsub",),
+    "LSF": ("bsub", "bjobs"),
+}
+
+
+def check_scheduler(plugin: str) -> None:
+    """Refuse a cluster plugin whose scheduler commands are not on ``PATH`` (``InputError``).
+
+    Without this check, nipype's graph plugins write their submission script and report
+    success although nothing was submitted.
+    """
+    missing = [name for name in SCHEDULER_COMMANDS.get(plugin, ()) if not shutil.which(name)]
+    if missing:
+        raise InputError(
+            "--plugin",
+            f"{plugin} needs {' and '.join(missing)}, which is not on PATH",
+            "run aslmig on a login node of the cluster, or use --plugin MultiProc",
+        )
+
+
 def is_graph_plugin(plugin: str) -> bool:
     """Return True for nipype plugins that submit the whole graph and return (``SLURMGraph``).
 
@@ -82,6 +111,40 @@ def is_graph_plugin(plugin: str) -> bool:
     scheduler with job dependencies and return at once, before any step has run.
     """
     return plugin.endswith("Graph") or plugin == "CondorDAGMan"
+
+
+def report_submission(plugin: str, total: int, output_dir: Path, failure: Exception | None) -> int:
+    """Say what a graph plugin did (it returns once the jobs are queued); return the status.
+
+    Parameters
+    ----------
+    plugin : str
+        The nipype graph plugin.
+    total : int
+        Number of steps submitted.
+    output_dir : Path
+        Where the outputs will appear.
+    failure : Exception or None
+        What nipype raised while submitting, if anything.
+
+    Returns
+    -------
+    int
+        0 when the jobs were queued, 1 when the submission failed.
+    """
+    if failure is not None:
+        reason = next(
+            (line.strip() for line in reversed(str(failure).splitlines()) if line.strip()),
+            type(failure).__name__,
+        )
+        print(f"aslmig: error: {plugin} could not submit the jobs: {reason}", file=sys.stderr)
+        return 1
+    print(
+        f"aslmig: submitted the {total} steps to the scheduler as jobs that depend on each "
+        f"other ({plugin}); the outputs appear in {output_dir} as the jobs finish "
+        f"(crash files in {output_dir / 'logs' / 'crash'})"
+    )
+    return 0
 
 
 def _plugin(config: RunConfig, progress: Progress) -> tuple[str, dict[str, Any]]:
@@ -95,6 +158,9 @@ def _plugin(config: RunConfig, progress: Progress) -> tuple[str, dict[str, Any]]
         args.setdefault("raise_insufficient", False)
     if plugin in ("MultiProc", "Linear"):
         args["status_callback"] = progress
+    if is_graph_plugin(plugin):
+        # nipype's SLURMGraph/SGEGraph fail with an AttributeError when it is not given
+        args.setdefault("dont_resubmit_completed_jobs", False)
     return plugin, args
 
 
@@ -135,6 +201,7 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
 
     from aslmig.workflows.base import init_aslmig_wf
 
+    check_scheduler(config.execution.plugin)
     output_dir = Path(config.output_dir)
     init_derivatives(output_dir, Path(config.bids_dir))
     log_path = config_log_path(config)
@@ -155,17 +222,14 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
     plugin, plugin_args = _plugin(config, progress)
     print(f"aslmig: {len(runs)} run(s), {total} steps; work directory {work_dir}", flush=True)
     started = time.time()
+    failure = None
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as error:
+        failure = error
         LOGGER.debug("nipype reported: %s", error)
     if is_graph_plugin(plugin):
-        print(
-            f"aslmig: submitted the {total} steps to the scheduler as jobs that depend on each "
-            f"other ({plugin}); the outputs appear in {output_dir} as the jobs finish "
-            f"(crash files in {output_dir / 'logs' / 'crash'})"
-        )
-        return 0
+        return report_submission(plugin, total, output_dir, failure)
     crashes = summarise_crashes(output_dir, started)
     if crashes:
         print("aslmig: some steps failed:", file=sys.stderr)

@@ -244,3 +244,29 @@ def test_graph_plugins_are_recognised(plugin, graph):
     from aslmig.cli.execute import is_graph_plugin
 
     assert is_graph_plugin(plugin) is graph
+
+
+def test_cluster_plugin_without_its_scheduler_exits_2(example, tmp_path, capsys, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(bin_dir))  # no sbatch
+    root = example("asl005")
+    out = tmp_path / "o"
+    code = main([str(root), str(out), "participant", "--plugin", "SLURMGraph"])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "SLURMGraph needs sbatch, which is not on PATH" in error
+    assert not out.exists()
+
+
+def test_failed_graph_submission_is_reported_as_an_error(tmp_path, capsys):
+    from aslmig.cli.execute import report_submission
+
+    failure = RuntimeError("Command:\nbash submit_jobs.sh\nsbatch: error: invalid partition")
+    assert report_submission("SLURMGraph", 37, tmp_path, failure) == 1
+    assert capsys.readouterr().err == (
+        "aslmig: error: SLURMGraph could not submit the jobs: sbatch: error: invalid partition\n"
+    )
+    assert report_submission("SLURMGraph", 37, tmp_path, None) == 0
+    assert "submitted the 37 steps" in capsys.readouterr().out
