@@ -36,19 +36,9 @@ import numpy as np
 
 PROJECT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NIPYPE_NO_ET", "1")
+sys.path.insert(0, str(PROJECT / "tests"))
+from builders import PCASL as ASL_SIDECAR  # noqa: E402 - the tests' complete PCASL sidecar
 
-ASL_SIDECAR = {
-    "ArterialSpinLabelingType": "PCASL",
-    "PostLabelingDelay": 1.8,
-    "LabelingDuration": 1.8,
-    "BackgroundSuppression": False,
-    "M0Type": "Separate",
-    "TotalAcquiredPairs": 2,
-    "RepetitionTimePreparation": 4.0,
-    "MagneticFieldStrength": 3,
-    "MRAcquisitionType": "3D",
-    "EchoTime": 0.012,
-}
 M0_SIDECAR = {"RepetitionTimePreparation": 6.0}
 ASLCONTEXT = "volume_type\ncontrol\nlabel\ncontrol\nlabel\n"
 COMPLETE = ".scale_complete"

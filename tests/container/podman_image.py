@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPOSITORY / "Dockerfile"
-TOOLS = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap"}
+TOOLS = ("podman", "runc", "debootstrap")  # each command is its Debian package
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
@@ -69,7 +69,7 @@ def run(command: list[str], timeout: float = 600, **options) -> subprocess.Compl
 
 def missing_tools() -> list[str]:
     """Return the Debian packages whose commands are missing."""
-    return [package for command, package in TOOLS.items() if shutil.which(command) is None]
+    return [name for name in TOOLS if shutil.which(name) is None]
 
 
 def install_tools() -> None:
