@@ -6,7 +6,8 @@ highlighted), a forest plot of Hedges g, box/strip plots per ROI and group, pair
 (interictal -> ictal) per subject, optional map figures (t / TFCE-p mosaics, patient z maps
 with territory outlines) and the methods text.
 
-As in the participant report, figures are PNG ``data:`` URIs or inline SVG, there is no
+The page is the template ``group.html``, which shares its layout with the participant report
+(:mod:`aslmig.reports.templating`): figures are PNG ``data:`` URIs or inline SVG, there is no
 script, a Content-Security-Policy forbids loading anything from outside the file, and every
 string that may come from input data is escaped (control characters shown as ``\xNN``).
 The output depends on the inputs only, so the same inputs give the same bytes.
@@ -16,24 +17,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from aslmig.__about__ import __version__
-from aslmig.reports.participant import CONTENT_SECURITY_POLICY, CSS, check_svg
-from aslmig.reports.png import data_uri, encode_png
+from aslmig.bids.derivatives import atomic_write
+from aslmig.reports.svg import check_svg
 from aslmig.reports.svgplots import (
     ForestRow,
     box_strip_svg,
-    clean_text,
     forest_svg,
     format_number,
     paired_lines_svg,
 )
+from aslmig.reports.templating import render
 
 #: Columns the ``statistics`` table must have (produced by :mod:`aslmig.group.models`).
 STATISTICS_COLUMNS = (
@@ -65,15 +65,6 @@ STATISTICS_COLUMNS = (
 )
 #: Columns the long ``values`` table must have (others are ignored).
 VALUES_COLUMNS = ("subject", "session", "group", "phase", "roi", "measure", "value")
-
-GROUP_CSS = """
-tr.sig td { background: #fff1e6; font-weight: 600; }
-.plots { display: flex; flex-wrap: wrap; gap: 10px 18px; }
-.plots figure { margin: 4px 0; }
-p.note { font-size: 13px; color: var(--muted); }
-details { margin: 6px 0; }
-summary { cursor: pointer; font-weight: 600; }
-"""
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,30 +153,31 @@ def _statistic_text(row: pd.Series) -> str:
     return text + (f" (df {format_number(df, 4)})" if math.isfinite(df) else "")
 
 
-def _td(text: str, cls: str) -> str:
-    attribute = f' class="{cls}"' if cls else ""
-    return f"<td{attribute}>{clean_text(text)}</td>"
+@dataclass(frozen=True)
+class ResultRow:
+    """One row of the results table: (text, CSS class) cells, and whether q < threshold."""
+
+    cells: tuple[tuple[str, str], ...]
+    significant: bool
 
 
-def _families(statistics: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """Return the rows of each correction family, in order of first appearance."""
-    grouped = statistics.groupby("family", sort=False, dropna=False)
-    return [(_text(name), rows) for name, rows in grouped]
+@dataclass(frozen=True)
+class Family:
+    """The results of one correction family: table rows and forest plot (SVG)."""
+
+    name: str
+    rows: tuple[ResultRow, ...]
+    forest: str
+    hits: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hits", sum(row.significant for row in self.rows))
 
 
-def _family_block(name: str, rows: pd.DataFrame, threshold: float, content: str) -> str:
-    """Return a collapsible block for one family, open when a result has q < threshold."""
-    hits = sum(_significant(row, threshold) for _, row in rows.iterrows())
-    summary = f"{name}: {len(rows)} result(s), {hits} with q < {threshold:g}"
-    opened = " open" if hits else ""
-    return f"<details{opened}><summary>{clean_text(summary)}</summary>{content}</details>"
-
-
-def _result_row(row: pd.Series, threshold: float) -> str:
-    css = ' class="sig"' if _significant(row, threshold) else ""
+def _result_row(row: pd.Series, threshold: float) -> ResultRow:
     groups = f"{_text(row['group_a'])} vs {_text(row['group_b'])}"
     sizes = f"{_count(row['n_a'])} / {_count(row['n_b'])}"
-    cells = [
+    cells = (
         (_text(row["model"]), ""),
         (_text(row["contrast"]), ""),
         (_text(row["measure"]), ""),
@@ -197,51 +189,33 @@ def _result_row(row: pd.Series, threshold: float) -> str:
         (_statistic_text(row), "num"),
         (_p_text(row["p"]), "num"),
         (_p_text(row["q"]), "num"),
-    ]
-    return f"<tr{css}>{''.join(_td(text, cls) for text, cls in cells)}</tr>"
-
-
-def _results_table(statistics: pd.DataFrame, threshold: float) -> str:
-    if statistics.empty:
-        return '<p class="muted">No statistics.</p>'
-    head = (
-        "<th>model</th><th>contrast</th><th>measure</th><th>ROI</th><th>groups</th>"
-        "<th>n</th><th>estimate [95% CI]</th><th>Hedges g [95% CI]</th><th>statistic</th>"
-        "<th>p</th><th>q</th>"
     )
-    blocks = []
-    for name, rows in _families(statistics):
-        body = "".join(_result_row(row, threshold) for _, row in rows.iterrows())
-        table = (
-            f'<div class="table-wrap"><table class="results"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>"
+    return ResultRow(cells, _significant(row, threshold))
+
+
+def _forest_row(row: pd.Series, threshold: float) -> ForestRow:
+    return ForestRow(
+        label=f"{_text(row['roi'])} | {_text(row['contrast'])} | {_text(row['measure'])}",
+        estimate=_float(row["hedges_g"]),
+        low=_float(row["g_ci_low"]),
+        high=_float(row["g_ci_high"]),
+        highlight=_significant(row, threshold),
+    )
+
+
+def _families(statistics: pd.DataFrame, threshold: float) -> list[Family]:
+    """Return the results of each correction family, in order of first appearance."""
+    families = []
+    for name, rows in statistics.groupby("family", sort=False, dropna=False):
+        records = [row for _, row in rows.iterrows()]
+        forest = forest_svg(
+            [_forest_row(row, threshold) for row in records],
+            title=f"Effect sizes: {_text(name)}",
+            xlabel="Hedges g (95% CI)",
         )
-        blocks.append(_family_block(name, rows, threshold, table))
-    limit = clean_text(f"{threshold:g}")
-    return "".join(blocks) + (
-        '<p class="note">One block per correction family (open when it holds a result '
-        f"with q &lt; {limit}); highlighted rows: q &lt; {limit} (Benjamini-Hochberg within "
-        "each family).</p>"
-    )
-
-
-def _forest(statistics: pd.DataFrame, threshold: float) -> str:
-    blocks = []
-    for name, rows in _families(statistics):
-        forest_rows = [
-            ForestRow(
-                label=f"{_text(row['roi'])} | {_text(row['contrast'])} | {_text(row['measure'])}",
-                estimate=_float(row["hedges_g"]),
-                low=_float(row["g_ci_low"]),
-                high=_float(row["g_ci_high"]),
-                highlight=_significant(row, threshold),
-            )
-            for _, row in rows.iterrows()
-        ]
-        svg = forest_svg(forest_rows, title=f"Effect sizes: {name}", xlabel="Hedges g (95% CI)")
-        figure = f"<figure>{check_svg(svg, 'forest plot')}</figure>"
-        blocks.append(_family_block(name, rows, threshold, figure))
-    return "".join(blocks)
+        rows_shown = tuple(_result_row(row, threshold) for row in records)
+        families.append(Family(_text(name), rows_shown, forest))
+    return families
 
 
 def _ordered(values: pd.Series) -> list[str]:
@@ -257,11 +231,12 @@ def _category(frame: pd.DataFrame) -> pd.Series:
     return groups.where(~several.astype(bool), groups + " " + phases)
 
 
-def _box_plots(values: pd.DataFrame) -> tuple[str, int]:
-    parts, count = [], 0
+def _box_plots(values: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """Return (measure, box/strip plots, one per ROI) pairs."""
+    plots = []
     for measure in _ordered(values["measure"]):
         subset = values[values["measure"].map(_text) == measure]
-        figures = []
+        svgs = []
         for roi in _ordered(subset["roi"]):
             rows = subset[subset["roi"].map(_text) == roi]
             categories = _category(rows)
@@ -272,21 +247,18 @@ def _box_plots(values: pd.DataFrame) -> tuple[str, int]:
                 ]
                 for name in _ordered(categories)
             }
-            svg = box_strip_svg(groups, title=roi, ylabel=measure)
-            figures.append(f"<figure>{check_svg(svg, f'box plot of {roi!r}')}</figure>")
-            count += 1
-        parts.append(f'<h3>{clean_text(measure)}</h3><div class="plots">{"".join(figures)}</div>')
-    return "".join(parts), count
+            svgs.append(box_strip_svg(groups, title=roi, ylabel=measure))
+        plots.append((measure, svgs))
+    return plots
 
 
-def _paired_plots(values: pd.DataFrame, phases: tuple[str, str]) -> str:
+def _paired_plots(values: pd.DataFrame, phases: tuple[str, str]) -> list[tuple[str, list[str]]]:
+    """Return (measure, paired-line plots, one per ROI with pairs) pairs."""
     phase = values["phase"].map(_text)
     chosen = values[phase.isin(phases)].assign(phase=phase[phase.isin(phases)])
-    if chosen.empty:
-        return ""
-    parts = []
+    plots = []
     for measure in _ordered(chosen["measure"]):
-        figures = []
+        svgs = []
         subset = chosen[chosen["measure"].map(_text) == measure]
         for roi in _ordered(subset["roi"]):
             rows = subset[subset["roi"].map(_text) == roi]
@@ -303,46 +275,10 @@ def _paired_plots(values: pd.DataFrame, phases: tuple[str, str]) -> str:
             pairs = {
                 str(s): (float(r[phases[0]]), float(r[phases[1]])) for s, r in means.iterrows()
             }
-            svg = paired_lines_svg(pairs, conditions=phases, title=roi, ylabel=measure)
-            figures.append(f"<figure>{check_svg(svg, f'paired plot of {roi!r}')}</figure>")
-        if figures:
-            parts.append(
-                f'<h3>{clean_text(measure)}</h3><div class="plots">{"".join(figures)}</div>'
-            )
-    if not parts:
-        return ""
-    note = (
-        f'<p class="note">One line per subject with sessions in both phases '
-        f"({clean_text(phases[0])}, {clean_text(phases[1])}; sessions of one phase averaged); "
-        f"red: lower in {clean_text(phases[1])}, blue: higher; black: mean.</p>"
-    )
-    return note + "".join(parts)
-
-
-def _maps(maps: Sequence[MapFigure]) -> str:
-    parts = []
-    for figure in maps:
-        caption = f"<figcaption>{clean_text(figure.caption)}</figcaption>" if figure.caption else ""
-        bar = f"<figure>{figure.colorbar}</figure>" if figure.colorbar else ""
-        parts.append(
-            f"<h3>{clean_text(figure.title)}</h3><figure>"
-            f'<img src="{data_uri(encode_png(figure.image))}" alt="{clean_text(figure.title)}">'
-            f"{caption}</figure>{bar}"
-        )
-    return "".join(parts)
-
-
-def _methods(methods: str) -> str:
-    paragraphs = [p.strip() for p in str(methods).split("\n\n") if p.strip()]
-    if not paragraphs:
-        return '<p class="muted">No methods text.</p>'
-    return (
-        '<div class="methods">' + "".join(f"<p>{clean_text(p)}</p>" for p in paragraphs) + "</div>"
-    )
-
-
-def _section(anchor: str, heading: str, body: str) -> str:
-    return f'<section class="card" id="{anchor}"><h2>{clean_text(heading)}</h2>{body}</section>'
+            svgs.append(paired_lines_svg(pairs, conditions=phases, title=roi, ylabel=measure))
+        if svgs:
+            plots.append((measure, svgs))
+    return plots
 
 
 def build_group_html(
@@ -358,34 +294,27 @@ def build_group_html(
     """Return the group report as one HTML string (see :func:`write_group_report`)."""
     _require(statistics, STATISTICS_COLUMNS, "statistics")
     _require(values, VALUES_COLUMNS, "values")
-    boxes, _ = _box_plots(values)
     paired = _paired_plots(values, paired_phases)
-    sections = [
-        ("results", "Results", _results_table(statistics, q_threshold)),
-        ("effects", "Effect sizes", _forest(statistics, q_threshold)),
-        ("regions", "Regional values by group", boxes or '<p class="muted">No values.</p>'),
-    ]
+    sections = [("results", "Results"), ("effects", "Effect sizes")]
+    sections.append(("regions", "Regional values by group"))
     if paired:
-        sections.append(
-            ("paired", f"{paired_phases[0]} and {paired_phases[1]} per subject", paired)
-        )
+        sections.append(("paired", f"{paired_phases[0]} and {paired_phases[1]} per subject"))
     if maps:
-        sections.append(("maps", "Maps", _maps(maps)))
-    sections.append(("methods", "Methods", _methods(methods)))
-    nav = "".join(
-        f'<a href="#{anchor}">{clean_text(heading)}</a>' for anchor, heading, _ in sections
-    )
-    body = "".join(_section(*section) for section in sections)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{clean_text(title)}</title><style>{CSS}{GROUP_CSS}</style></head><body>"
-        f"<header><h1>{clean_text(title)}</h1>"
-        f"<p>Group-level perfusion report, aslmig {clean_text(__version__)}</p></header>"
-        f"<nav>{nav}</nav><main>{body}</main>"
-        f"<footer>Generated by aslmig {clean_text(__version__)}. This file is self-contained "
-        "and can be opened offline.</footer></body></html>\n"
+        sections.append(("maps", "Maps"))
+    sections.append(("methods", "Methods"))
+    return render(
+        "group.html",
+        title=title,
+        heading=title,
+        subtitle="Group-level perfusion report",
+        sections=sections,
+        families=_families(statistics, q_threshold),
+        threshold=f"{q_threshold:g}",
+        box_plots=_box_plots(values),
+        paired_plots=paired,
+        paired_phases=paired_phases,
+        maps=list(maps),
+        methods_paragraphs=[p.strip() for p in str(methods).split("\n\n") if p.strip()],
     )
 
 
@@ -418,8 +347,6 @@ def write_group_report(
     maps : sequence of MapFigure, optional
         Map figures shown in order.
     """
-    from aslmig.bids.derivatives import atomic_write
-
     document = build_group_html(
         title=title, statistics=statistics, values=values, methods=methods, maps=maps
     )

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from aslmig.reports.figures import PLOT_COLORS, nice_ticks, y_axis_svg
+from aslmig.reports.templating import visible_text
 
 _SVG_OPEN = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
     'role="img" font-family="Helvetica, Arial, sans-serif" font-size="11" class="{cls}">'
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: Fractional part of multiples of the golden ratio conjugate: the jitter sequence.
 _GOLDEN = 0.6180339887498949
 #: Colour of the reference line at zero, of means and of confidence intervals.
@@ -43,9 +42,7 @@ def clean_text(value: object) -> str:
     str
         Safe in element content and in quoted attributes.
     """
-    text = "n/a" if value is None else str(value)
-    text = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
-    return html.escape(text, quote=True)
+    return html.escape(visible_text(value), quote=True)
 
 
 def _num(value: float) -> str:

@@ -17,7 +17,7 @@ from aslmig.reports.group import (
     build_group_html,
     write_group_report,
 )
-from aslmig.reports.participant import check_svg
+from aslmig.reports.svg import check_svg
 from aslmig.reports.svgplots import (
     ForestRow,
     box_strip_svg,

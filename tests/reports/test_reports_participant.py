@@ -4,6 +4,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,9 +14,10 @@ from aslmig.reports.figures import colorbar, edge_overlay, line_plot_svg, mosaic
 from aslmig.reports.participant import (
     RunReport,
     build_participant_html,
-    check_svg,
     render_participant_report,
 )
+from aslmig.reports.svg import check_svg
+from aslmig.reports.templating import render
 
 HOSTILE = "<script>alert(1)</script>"
 ATTR = '"onload=alert(2) x="'
@@ -240,3 +242,24 @@ def test_run_report_checks_its_fields():
 def test_render_accepts_a_string_path(tmp_path):
     out = render_participant_report("sub-01", [_run()], str(tmp_path / "sub-01.html"))
     assert isinstance(out, Path) and out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    def half_write(self, text, encoding=None):
+        self.write_bytes(text[:100].encode())
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", half_write)
+    with pytest.raises(OSError, match="disk full"):
+        render_participant_report("sub-01", [_run()], tmp_path / "sub-01.html")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_control_characters_are_shown_as_codes():
+    document = build_participant_html("sub-01", [_run(warnings=("red \x1b[31m text",))])
+    assert "\x1b" not in document and "red \\x1b[31m text" in document
+
+
+def test_templates_refuse_undefined_names():
+    with pytest.raises(jinja2.UndefinedError):
+        render("participant.html", title="t", heading="h", subtitle="s")
