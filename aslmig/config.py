@@ -162,7 +162,7 @@ def _check_section(path: Path, section: str, values: dict[str, Any]) -> dict[str
 
 
 # Numbers that may be zero; every other number must be positive.
-_ZERO_ALLOWED = {"physics.m0_smoothing_fwhm_mm"}
+_ZERO_ALLOWED = {"physics.m0_smoothing_fwhm_mm", "group.seed"}
 _FRACTIONS = {"regions.min_coverage"}
 _CHOICES = {
     "execution.plugin": PLUGINS,
@@ -188,7 +188,8 @@ def _check_value(path: Path, name: str, declared: str, value: Any) -> None:
             bound += " and <= 1" if name in _FRACTIONS else ""
             raise InputError(path, f"{name} is {value}; it must be a finite number {bound}")
     elif "int" in declared:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        lowest = 0 if name in _ZERO_ALLOWED else 1
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= lowest
     elif "bool" in declared:
         ok = isinstance(value, bool)
     elif "dict" in declared:

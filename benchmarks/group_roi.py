@@ -97,7 +97,7 @@ def main():
         bids, out, runs = make_dataset(Path(tmp), n_runs, rng)
         start = time.perf_counter()
         tables = find_roi_tables(out, "MigraineASL")
-        values, _ = read_roi_values(out, tables)
+        values = read_roi_values(out, tables).values
         read_time = time.perf_counter() - start
         print(
             f"{runs} runs: find + read {len(tables)} ROI tables: {read_time:.2f} s "

@@ -34,6 +34,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not an integer >= 0")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -238,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--seed",
-        type=_positive_int,
+        type=_non_negative_int,
         metavar="N",
-        help="seed of the permutations (default 1)",
+        help="seed of the permutations, an integer >= 0 (default 1)",
     )
     group.add_argument(
         "--unlabelled",

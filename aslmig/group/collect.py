@@ -278,9 +278,30 @@ def sha256(content: bytes) -> str:
     return "sha256:" + hashlib.sha256(content).hexdigest()
 
 
+@dataclass(frozen=True)
+class CollectedValues:
+    """The long table of values read from the participant ROI tables.
+
+    Attributes
+    ----------
+    values : pandas.DataFrame
+        Columns of :data:`VALUE_COLUMNS`, sorted; units with a damaged table are left out.
+    checksums : dict
+        Relative path -> ``sha256:...`` of every table read.
+    damaged : pandas.DataFrame
+        ``subject, session, stage, reason`` of the units left out because one of their
+        tables is truncated (fewer ROIs than the others of its kind) or holds an infinite
+        value.
+    """
+
+    values: pd.DataFrame
+    checksums: dict[str, str]
+    damaged: pd.DataFrame
+
+
 def read_roi_values(
     output_dir: Path, tables: Sequence[RoiTable], measures: Iterable[str] = MEASURES
-) -> tuple[pd.DataFrame, dict[str, str]]:
+) -> CollectedValues:
     """Read participant ROI tables into one long table of values (runs averaged).
 
     Parameters
@@ -294,22 +315,27 @@ def read_roi_values(
 
     Returns
     -------
-    values : pandas.DataFrame
-        Columns of :data:`VALUE_COLUMNS`, sorted.
-    checksums : dict
-        Relative path -> ``sha256:...`` of every table read.
+    CollectedValues
+        The values, the checksums of the tables and the units left out with the reason.
     """
     measures = tuple(measures)
     frame, checksums = read_roi_tables(output_dir, tables)
+    empty = pd.DataFrame(columns=list(VALUE_COLUMNS))
     if frame.empty:
-        return pd.DataFrame(columns=list(VALUE_COLUMNS)), checksums
+        return CollectedValues(empty, checksums, _damaged_rows([]))
     position = frame["_table"].to_numpy()
     frame["subject"] = np.array([table.subject for table in tables], dtype=object)[position]
     frame["session"] = np.array([table.session for table in tables], dtype=object)[position]
     suffix = np.array([table.suffix for table in tables], dtype=object)[position]
+    damaged = damaged_tables(frame, tables)
+    if damaged:
+        units = {(tables[index].subject, tables[index].session) for index in damaged}
+        keep = ~pd.Series(list(zip(frame["subject"], frame["session"], strict=True))).isin(units)
+        frame, suffix = frame[keep.to_numpy()], suffix[keep.to_numpy()]
+    report = _damaged_rows([(tables[index], reason) for index, reason in damaged.items()])
     rows = _measure_rows(frame, suffix, measures)
     if not rows:
-        return pd.DataFrame(columns=list(VALUE_COLUMNS)), checksums
+        return CollectedValues(empty, checksums, report)
     long = pd.concat(rows, ignore_index=True)
     long["value"] = long["value"].astype(float)
     keys = ["subject", "session", "roi", "hemisphere", "measure"]
@@ -317,7 +343,64 @@ def read_roi_values(
     values = grouped.mean().to_frame("value")
     values["n_runs"] = grouped.count()
     values = values.reset_index()
-    return values[list(VALUE_COLUMNS)], checksums
+    return CollectedValues(values[list(VALUE_COLUMNS)], checksums, report)
+
+
+def damaged_tables(frame: pd.DataFrame, tables: Sequence[RoiTable]) -> dict[int, str]:
+    """Tables that are truncated or hold an infinite value, with the reason.
+
+    A table is truncated when it lacks ROIs that other tables of the same kind (``cbf``
+    or ``att``) have: a participant run that stopped while writing, or a table edited by
+    hand. Its unit is left out rather than modelled on some of its regions.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        From :func:`read_roi_tables`.
+    tables : sequence of RoiTable
+        The tables, indexed by ``frame["_table"]``.
+
+    Returns
+    -------
+    dict
+        Position in ``tables`` -> reason.
+    """
+    reasons: dict[int, str] = {}
+    numeric = frame[["mean", "relative_to_reference", "asymmetry_index"]].to_numpy(float)
+    infinite = np.isinf(numeric)
+    for row in np.flatnonzero(infinite.any(axis=1)):
+        index = int(frame["_table"].iloc[row])
+        column = ("mean", "relative_to_reference", "asymmetry_index")[
+            int(np.argmax(infinite[row]))
+        ]
+        reasons.setdefault(
+            index,
+            f"{tables[index].path}: {column} of ROI {quote(frame['roi'].iloc[row])} is "
+            "infinite; rerun the participant level for this run",
+        )
+    rois = frame.groupby("_table")["roi"].agg(frozenset)
+    kinds = pd.Series([tables[index].suffix for index in rois.index], index=rois.index)
+    for kind in sorted(set(kinds)):
+        of_kind = rois[kinds == kind]
+        expected = frozenset().union(*of_kind)
+        for index, present in of_kind.items():
+            missing = sorted(expected - present)
+            if missing:
+                reasons.setdefault(
+                    int(index),
+                    f"{tables[index].path}: truncated ROI table ({len(present)} of "
+                    f"{len(expected)} ROIs; missing {', '.join(missing[:4])}"
+                    f"{' ...' if len(missing) > 4 else ''}); rerun the participant level",
+                )
+    return reasons
+
+
+def _damaged_rows(items: list[tuple[RoiTable, str]]) -> pd.DataFrame:
+    rows = [
+        {"subject": table.subject, "session": table.session, "stage": "inputs", "reason": reason}
+        for table, reason in items
+    ]
+    return pd.DataFrame(rows, columns=["subject", "session", "stage", "reason"])
 
 
 def _measure_rows(

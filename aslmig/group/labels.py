@@ -548,6 +548,12 @@ def label_units(
     sessions = labels.sessions.set_index(["subject", "session"])
     rows, problems = [], []
     participants_file = str(labels.sources[0]) if labels.sources else "participants.tsv"
+    # the spelling read_sessions used, so that one file is named once in an error
+    session_files = {
+        Path(source).name[4 : -len("_sessions.tsv")]: str(source)
+        for source in labels.sources
+        if Path(source).name.endswith("_sessions.tsv")
+    }
     for subject, session in units[["subject", "session"]].itertuples(index=False):
         row = {"subject": subject, "session": session}
         if subject not in participants.index:
@@ -565,7 +571,7 @@ def label_units(
         row.update(group=person["group"], age=person["age"], sex=person["sex"], site=person["site"])
         phase, source, side = person["phase"], "participants" if person["phase"] else "", ""
         if session:
-            sessions_file = f"sub-{subject}/sub-{subject}_sessions.tsv"
+            sessions_file = session_files.get(subject, f"sub-{subject}/sub-{subject}_sessions.tsv")
             if (subject, session) not in sessions.index:
                 phase, source = "", ""
                 text = f"is not listed in {sessions_file}"

@@ -31,11 +31,22 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from aslmig.group.primitives import (
+    benjamini_hochberg,
+    describe,
+    hedges_g_one,
+    hedges_g_two,
+    near_constant,
+    not_estimable,
+    ols,
+    reml_random_intercept,
+    t_summary,
+)
 
 #: Columns of the statistics table, in order.
 STAT_COLUMNS = (
@@ -83,141 +94,6 @@ _TEXT = {
     "statistic_name",
     "note",
 }
-Z975 = stats.norm.ppf(0.975)
-
-
-@dataclass(frozen=True)
-class OlsFit:
-    """An ordinary least-squares fit.
-
-    Attributes
-    ----------
-    beta : numpy.ndarray
-        Coefficients.
-    cov : numpy.ndarray
-        Their covariance, ``s^2 (X'X)^-1``.
-    rss : float
-        Residual sum of squares.
-    df : int
-        Residual degrees of freedom, ``n - p``.
-    """
-
-    beta: np.ndarray
-    cov: np.ndarray
-    rss: float
-    df: int
-
-
-def ols(y: np.ndarray, design: np.ndarray) -> OlsFit | None:
-    """Fit ``y = X b + e`` by least squares; None if X is rank-deficient or df < 1.
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        Responses, shape ``(n,)``.
-    design : numpy.ndarray
-        Design matrix, shape ``(n, p)``.
-
-    Returns
-    -------
-    OlsFit or None
-        The fit.
-    """
-    n, p = design.shape
-    if n - p < 1 or np.linalg.matrix_rank(design) < p:
-        return None
-    q, r = np.linalg.qr(design)
-    beta = np.linalg.solve(r, q.T @ y)
-    residuals = y - design @ beta
-    rss = float(residuals @ residuals)
-    r_inv = np.linalg.inv(r)
-    cov = rss / (n - p) * (r_inv @ r_inv.T)
-    return OlsFit(beta=beta, cov=cov, rss=rss, df=n - p)
-
-
-def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
-    """Benjamini-Hochberg (1995) adjusted p values (q); NaN p values stay NaN, uncounted.
-
-    Parameters
-    ----------
-    p : sequence of float
-        p values of one family.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``q_(i) = min_{j >= i} min(1, m p_(j) / j)`` in the input order.
-    """
-    p = np.asarray(p, dtype=float)
-    q = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    m = finite.size
-    if m == 0:
-        return q
-    order = finite[np.argsort(p[finite], kind="stable")]
-    ranked = p[order] * m / np.arange(1, m + 1)
-    q[order] = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
-    return q
-
-
-def hedges_j(df: float) -> float:
-    """Small-sample correction J = 1 - 3 / (4 df - 1) (Hedges 1981)."""
-    return 1.0 - 3.0 / (4.0 * df - 1.0) if df > 0 else np.nan
-
-
-def hedges_g_two(
-    estimate: float, sd_a: float, sd_b: float, n_a: int, n_b: int
-) -> tuple[float, float, float]:
-    """Hedges' g of a two-group difference, standardised by the pooled SD, with 95% CI.
-
-    Parameters
-    ----------
-    estimate : float
-        The (possibly covariate-adjusted) difference a - b.
-    sd_a, sd_b : float
-        Standard deviations of the two groups (ddof 1).
-    n_a, n_b : int
-        Group sizes.
-
-    Returns
-    -------
-    tuple of float
-        ``g, ci_low, ci_high`` with ``SE^2 = (n_a + n_b) / (n_a n_b) + g^2 / (2 (n_a + n_b))``.
-    """
-    df = n_a + n_b - 2
-    if n_a < 2 or n_b < 2:
-        return np.nan, np.nan, np.nan
-    pooled = np.sqrt(((n_a - 1) * sd_a**2 + (n_b - 1) * sd_b**2) / df)
-    if not pooled > 0:
-        return np.nan, np.nan, np.nan
-    g = hedges_j(df) * estimate / pooled
-    se = np.sqrt((n_a + n_b) / (n_a * n_b) + g**2 / (2.0 * (n_a + n_b)))
-    return g, g - Z975 * se, g + Z975 * se
-
-
-def hedges_g_one(estimate: float, sd: float, n: int) -> tuple[float, float, float]:
-    """Hedges' g of a one-sample (or paired-difference) mean, with 95% CI.
-
-    Parameters
-    ----------
-    estimate : float
-        The mean (difference).
-    sd : float
-        SD of the values (differences), ddof 1.
-    n : int
-        Number of values.
-
-    Returns
-    -------
-    tuple of float
-        ``g, ci_low, ci_high`` with ``g = J(n - 1) estimate / sd`` and
-        ``SE^2 = 1 / n + g^2 / (2 n)``.
-    """
-    if n < 2 or not sd > 0:
-        return np.nan, np.nan, np.nan
-    g = hedges_j(n - 1) * estimate / sd
-    se = np.sqrt(1.0 / n + g**2 / (2.0 * n))
-    return g, g - Z975 * se, g + Z975 * se
 
 
 def _row(**fields) -> dict:
@@ -226,29 +102,16 @@ def _row(**fields) -> dict:
     return row
 
 
-def _t_summary(estimate: float, se: float, df: float) -> dict:
-    if not (np.isfinite(estimate) and np.isfinite(se) and se > 0 and df >= 1):
-        return {"estimate": estimate, "se": se, "df": df if df >= 1 else np.nan}
-    t = estimate / se
-    half = stats.t.ppf(0.975, df) * se
-    return {
-        "estimate": estimate,
-        "se": se,
-        "ci_low": estimate - half,
-        "ci_high": estimate + half,
-        "statistic_name": "t",
-        "statistic": t,
-        "df": df,
-        "p": 2.0 * stats.t.sf(abs(t), df),
-    }
+def _tested(estimate: float, se: float, df: float, spread: float, values, terms: tuple) -> dict:
+    """t-test fields, or the reason in ``note`` when the model is not estimable.
 
-
-def _describe(values: np.ndarray) -> tuple[int, float, float]:
-    values = np.asarray(values, float)
-    n = values.size
-    mean = float(values.mean()) if n else np.nan
-    sd = float(values.std(ddof=1)) if n > 1 else np.nan
-    return n, mean, sd
+    ``terms`` is ``(n_observations, n_terms)`` for :func:`not_estimable`; ``spread`` (an SD of
+    the data or residuals) is checked against ``values`` by :func:`near_constant`.
+    """
+    reason = not_estimable(df, *terms) or near_constant(spread, values)
+    if reason:
+        return {"estimate": np.nan, "note": reason}
+    return t_summary(estimate, se, df)
 
 
 # --------------------------------------------------------------------------- ANCOVA
@@ -332,8 +195,9 @@ def ancova(
         note = "fewer than two groups with at least two subjects"
         return [_row(test="ancova_F", formula=formula, note=note)]
     design, names = ancova_design(data, present, covariates, use_site)
-    fit = ols(data["value"].to_numpy(float), design)
-    described = {level: _describe(data.loc[data["group"] == level, "value"]) for level in present}
+    y = data["value"].to_numpy(float)
+    fit, reason = _fit_checked(y, design)
+    described = {level: describe(data.loc[data["group"] == level, "value"]) for level in present}
     for level_a, level_b in itertools.combinations(present, 2):
         (n_a, mean_a, sd_a), (n_b, mean_b, sd_b) = described[level_a], described[level_b]
         row = _row(
@@ -350,8 +214,8 @@ def ancova(
             mean_b=mean_b,
             sd_b=sd_b,
         )
-        if fit is None:
-            row["note"] = "rank-deficient design or too few subjects"
+        if reason:
+            row["note"] = reason
         else:
             contrast = np.zeros(len(names))
             for level, sign in ((level_a, 1.0), (level_b, -1.0)):
@@ -359,32 +223,40 @@ def ancova(
                     contrast[names.index(f"group[{level}]")] = sign
             estimate = float(contrast @ fit.beta)
             se = float(np.sqrt(contrast @ fit.cov @ contrast))
-            row.update(_t_summary(estimate, se, fit.df))
+            row.update(t_summary(estimate, se, fit.df))
             g = hedges_g_two(estimate, sd_a, sd_b, n_a, n_b)
             row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
         rows.append(row)
-    rows.append(_omnibus(data, present, covariates, use_site, design, fit, formula))
+    rows.append(_omnibus(y, len(present) - 1, design, fit, reason, formula, present))
     return rows
 
 
-def _omnibus(data, present, covariates, use_site, design, fit, formula) -> dict:
+def _fit_checked(y: np.ndarray, design: np.ndarray):
+    """OLS fit and "" , or None and the reason it is not estimable or not testable."""
+    n, p = design.shape
+    reason = not_estimable(n - p, n, p)
+    if reason:
+        return None, reason
+    fit = ols(y, design)
+    if fit is None:
+        return None, "not estimable: rank-deficient design (a term is constant or collinear)"
+    reason = near_constant(np.sqrt(fit.rss / fit.df), y)
+    return (None, reason) if reason else (fit, "")
+
+
+def _omnibus(y, k: int, design, fit, reason: str, formula: str, present) -> dict:
     row = _row(
         test="ancova_F",
         contrast="omnibus " + " = ".join(present),
         formula=formula,
         group_a=" ".join(present),
         group_b="",
-        n_obs=len(data),
+        n_obs=len(y),
     )
-    if fit is None:
-        row["note"] = "rank-deficient design or too few subjects"
+    if reason:
+        row["note"] = reason
         return row
-    k = len(present) - 1
-    reduced = np.delete(design, range(1, 1 + k), axis=1)
-    reduced_fit = ols(data["value"].to_numpy(float), reduced)
-    if reduced_fit is None or not fit.rss > 0:
-        row["note"] = "degenerate fit"
-        return row
+    reduced_fit = ols(y, np.delete(design, range(1, 1 + k), axis=1))
     f = ((reduced_fit.rss - fit.rss) / k) / (fit.rss / fit.df)
     row.update(statistic_name="F", statistic=f, df_num=k, df=fit.df, p=stats.f.sf(f, k, fit.df))
     return row
@@ -426,9 +298,9 @@ def paired_tests(data: pd.DataFrame, phase: str, reference: str, label: str) -> 
     """
     means = subject_phase_means(data, (phase, reference)).dropna()
     differences = (means[phase] - means[reference]).to_numpy(float)
-    n, mean_d, sd_d = _describe(differences)
-    _, mean_a, sd_a = _describe(means[phase])
-    _, mean_b, sd_b = _describe(means[reference])
+    n, mean_d, sd_d = describe(differences)
+    _, mean_a, sd_a = describe(means[phase])
+    _, mean_b, sd_b = describe(means[reference])
     common = {
         "contrast": f"{label}: {phase} - {reference}",
         "group_a": f"{label} {phase}",
@@ -442,22 +314,24 @@ def paired_tests(data: pd.DataFrame, phase: str, reference: str, label: str) -> 
         "sd_b": sd_b,
     }
     formula = f"d = value[{phase}] - value[{reference}] per subject; d ~ 1"
+    scale = means.to_numpy(float)
     t_row = _row(test="paired_t", formula=formula, **common)
-    if n >= 2:
-        t_row.update(_t_summary(mean_d, sd_d / np.sqrt(n), n - 1))
+    t_row.update(_tested(mean_d, sd_d / np.sqrt(n), n - 1, sd_d, scale, (n, 1)))
+    if "p" in t_row and np.isfinite(t_row["p"]):
         g = hedges_g_one(mean_d, sd_d, n)
         t_row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
-    else:
-        t_row["note"] = "fewer than two subjects with both phases"
     w_row = _row(test="wilcoxon", formula=formula + " (signed ranks)", **common)
-    w_row.update(_wilcoxon(differences))
+    w_row.update(_wilcoxon(differences, scale))
     return [t_row, w_row]
 
 
-def _wilcoxon(values: np.ndarray) -> dict:
+def _wilcoxon(values: np.ndarray, scale: np.ndarray) -> dict:
     values = np.asarray(values, float)
     if values.size < 2 or not np.any(values != 0):
         return {"note": "fewer than two non-zero values"}
+    reason = near_constant(float(np.max(np.abs(values))), scale)
+    if reason:
+        return {"note": reason}
     result = stats.wilcoxon(values)
     return {
         "estimate": float(np.median(values)),
@@ -466,89 +340,6 @@ def _wilcoxon(values: np.ndarray) -> dict:
         "p": float(result.pvalue),
         "note": "estimate is the median",
     }
-
-
-@dataclass(frozen=True)
-class MixedFit:
-    """A random-intercept linear mixed model fitted by REML.
-
-    Attributes
-    ----------
-    beta : numpy.ndarray
-        Fixed effects (GLS at the REML variance components).
-    cov : numpy.ndarray
-        Their covariance ``(X' V^-1 X)^-1``.
-    sigma2 : float
-        Residual (within-subject) variance.
-    tau2 : float
-        Random-intercept (between-subject) variance.
-    """
-
-    beta: np.ndarray
-    cov: np.ndarray
-    sigma2: float
-    tau2: float
-
-
-def reml_random_intercept(y: np.ndarray, design: np.ndarray, groups: np.ndarray) -> MixedFit | None:
-    """Fit ``y = X b + u_subject + e`` by restricted maximum likelihood (REML).
-
-    With ``gamma = tau2 / sigma2`` and ``c_i = gamma / (1 + n_i gamma)`` for a subject with
-    ``n_i`` observations, ``V_i^-1 = (I - c_i 1 1') / sigma2``, so ``X'V^-1X``, ``X'V^-1y``
-    and the residual sum of squares need only the per-subject sums of X and y. ``sigma2``
-    is profiled out and the REML criterion
-    ``(N - p) log RSS(gamma) + sum_i log(1 + n_i gamma) + log det X'W X``
-    is minimised over ``gamma >= 0`` (bounded Brent on ``gamma / (1 + gamma)``).
-
-    Parameters
-    ----------
-    y : numpy.ndarray
-        Responses, shape ``(N,)``.
-    design : numpy.ndarray
-        Fixed-effect design, shape ``(N, p)``, full rank.
-    groups : numpy.ndarray
-        Subject of each observation.
-
-    Returns
-    -------
-    MixedFit or None
-        None when the design is rank-deficient or ``N - p < 1``.
-    """
-    from scipy.optimize import minimize_scalar
-
-    design = np.ascontiguousarray(design, dtype=float)
-    y = np.ascontiguousarray(y, dtype=float)
-    n, p = design.shape
-    if n - p < 1 or np.linalg.matrix_rank(design) < p:
-        return None
-    _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-    sum_x = np.zeros((sizes.size, p))
-    np.add.at(sum_x, codes, design)
-    sum_y = np.bincount(codes, weights=y, minlength=sizes.size)
-    xtx, xty, yty = design.T @ design, design.T @ y, float(y @ y)
-
-    def solve(gamma: float):
-        c = gamma / (1.0 + sizes * gamma)
-        a = xtx - sum_x.T @ (c[:, None] * sum_x)
-        b = xty - sum_x.T @ (c * sum_y)
-        beta = np.linalg.solve(a, b)
-        rss = yty - float(c @ sum_y**2) - float(b @ beta)
-        return a, beta, max(rss, 1e-300)
-
-    def criterion(u: float) -> float:
-        gamma = u / (1.0 - u)
-        a, _, rss = solve(gamma)
-        _, logdet = np.linalg.slogdet(a)
-        return (n - p) * np.log(rss) + float(np.sum(np.log1p(sizes * gamma))) + logdet
-
-    best = minimize_scalar(
-        criterion, bounds=(0.0, 1.0 - 1e-9), method="bounded", options={"xatol": 1e-12}
-    )
-    u = best.x if criterion(best.x) < criterion(0.0) else 0.0
-    gamma = u / (1.0 - u)
-    a, beta, rss = solve(gamma)
-    sigma2 = rss / (n - p)
-    return MixedFit(beta=beta, cov=sigma2 * np.linalg.inv(a), sigma2=sigma2, tau2=gamma * sigma2)
 
 
 def mixed_model(
@@ -570,16 +361,22 @@ def mixed_model(
     tuple
         ``estimate, se, df, note`` of the last column's coefficient (REML, see
         :func:`reml_random_intercept`); the df are ``n_observations - n_subjects - within``
-        (between-within method).
+        (between-within method). A model that is not estimable (too few residual df,
+        rank-deficient, near-constant values) has NaN numbers and the reason as note.
     """
     n_subjects = data["subject"].nunique()
     df = len(data) - n_subjects - within
-    if df < 1 or n_subjects < 2:
-        return np.nan, np.nan, np.nan, "too few sessions for the mixed model"
+    reason = not_estimable(df, len(data), n_subjects + within)
+    if reason or n_subjects < 2:
+        return np.nan, np.nan, np.nan, reason or "not estimable: fewer than two subjects"
+    y = data["value"].to_numpy(float)
     design = np.column_stack([np.ones(len(data)), data[list(columns)].to_numpy(float)])
-    fit = reml_random_intercept(data["value"].to_numpy(float), design, data["subject"].to_numpy())
+    fit = reml_random_intercept(y, design, data["subject"].to_numpy())
     if fit is None:
-        return np.nan, np.nan, np.nan, "rank-deficient design"
+        return np.nan, np.nan, np.nan, "not estimable: rank-deficient design"
+    reason = near_constant(np.sqrt(fit.sigma2), y)
+    if reason:
+        return np.nan, np.nan, np.nan, reason
     note = "random-intercept variance estimated as 0" if fit.tau2 == 0 else ""
     return float(fit.beta[-1]), float(np.sqrt(fit.cov[-1, -1])), float(df), note
 
@@ -606,9 +403,9 @@ def within_lmm(data: pd.DataFrame, phase: str, reference: str, label: str) -> di
     sessions = sessions.assign(effect=(sessions["phase"] == phase).astype(float))
     means = subject_phase_means(sessions, (phase, reference)).dropna()
     differences = (means[phase] - means[reference]).to_numpy(float)
-    n, _, sd_d = _describe(differences)
-    _, mean_a, sd_a = _describe(means[phase])
-    _, mean_b, sd_b = _describe(means[reference])
+    n, _, sd_d = describe(differences)
+    _, mean_a, sd_a = describe(means[phase])
+    _, mean_b, sd_b = describe(means[reference])
     row = _row(
         test="lmm",
         contrast=f"{label}: {phase} - {reference}",
@@ -624,9 +421,10 @@ def within_lmm(data: pd.DataFrame, phase: str, reference: str, label: str) -> di
         sd_b=sd_b,
     )
     estimate, se, df, note = mixed_model(sessions, ["effect"], within=1)
-    row.update(_t_summary(estimate, se, df), note=note)
-    g = hedges_g_one(estimate, sd_d, n)
-    row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
+    row.update(t_summary(estimate, se, df), note=note)
+    if np.isfinite(estimate):
+        g = hedges_g_one(estimate, sd_d, n)
+        row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
     return row
 
 
@@ -662,7 +460,7 @@ def interaction_lmm(
     for level in (group_a, group_b):
         means = subject_phase_means(sessions[sessions["group"] == level], (phase, reference))
         means = means.dropna()
-        changes[level] = _describe((means[phase] - means[reference]).to_numpy(float))
+        changes[level] = describe((means[phase] - means[reference]).to_numpy(float))
     (n_a, mean_a, sd_a), (n_b, mean_b, sd_b) = changes[group_a], changes[group_b]
     row = _row(
         test="lmm",
@@ -684,9 +482,10 @@ def interaction_lmm(
     estimate, se, df, note = mixed_model(
         sessions, ["group_effect", "phase_effect", "both"], within=2
     )
-    row.update(_t_summary(estimate, se, df), note=note)
-    g = hedges_g_two(estimate, sd_a, sd_b, n_a, n_b)
-    row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
+    row.update(t_summary(estimate, se, df), note=note)
+    if np.isfinite(estimate):
+        g = hedges_g_two(estimate, sd_a, sd_b, n_a, n_b)
+        row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
     return row
 
 
@@ -707,7 +506,7 @@ def one_sample(data: pd.DataFrame, group: str, phase: str) -> list[dict]:
     """
     subset = data[(data["group"] == group)]
     means = subject_phase_means(subset, (phase,))[phase].dropna().to_numpy(float)
-    n, mean, sd = _describe(means)
+    n, mean, sd = describe(means)
     common = {
         "contrast": f"{group} {phase} - 0",
         "group_a": f"{group} {phase}",
@@ -719,14 +518,12 @@ def one_sample(data: pd.DataFrame, group: str, phase: str) -> list[dict]:
         "sd_a": sd,
     }
     t_row = _row(test="one_sample_t", formula="value ~ 1 (per-subject mean)", **common)
-    if n >= 2:
-        t_row.update(_t_summary(mean, sd / np.sqrt(n), n - 1))
+    t_row.update(_tested(mean, sd / np.sqrt(n), n - 1, sd, means, (n, 1)))
+    if "p" in t_row and np.isfinite(t_row["p"]):
         g = hedges_g_one(mean, sd, n)
         t_row.update(hedges_g=g[0], g_ci_low=g[1], g_ci_high=g[2])
-    else:
-        t_row["note"] = "fewer than two subjects"
     w_row = _row(test="wilcoxon", formula="value ~ 1 (per-subject mean; signed ranks)", **common)
-    w_row.update(_wilcoxon(means))
+    w_row.update(_wilcoxon(means, means))
     return [t_row, w_row]
 
 

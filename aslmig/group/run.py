@@ -187,6 +187,7 @@ def compute_group(
         The tables to write.
     """
     labels = read_labels(bids_dir, spec.labels, spec.covariates())
+    _check_selected(bids_dir, labels, participants)
     tables = find_roi_tables(output_dir, atlas, spec.inputs.space)
     tables = [
         table
@@ -194,6 +195,7 @@ def compute_group(
         if (participants is None or table.subject in participants)
         and (sessions is None or table.session in sessions)
     ]
+    _check_one_space(output_dir, tables)
     units = _units(tables)
     unit_labels, unit_problems = label_units(units, labels, spec.labels)
     problems = [*labels.problems, *unit_problems]
@@ -217,8 +219,10 @@ def compute_group(
             f"no participant ROI table of atlas {quote(atlas)} to model",
             "run the participant level first, or check --group-atlas",
         )
-    raw, checksums = read_roi_values(output_dir, used, spec.inputs.measures)
-    values = _attach_labels(raw, unit_labels, spec)
+    collected = read_roi_values(output_dir, used, spec.inputs.measures)
+    exclusions = pd.concat([exclusions, collected.damaged], ignore_index=True)
+    checksums = collected.checksums
+    values = _attach_labels(collected.values, unit_labels, spec)
     measures = [measure for measure in MEASURES if measure in set(values["measure"])]
     statistics = fit_models(spec.models, values, measures)
     sources = _sources(bids_dir, labels, checksums)
@@ -226,6 +230,38 @@ def compute_group(
         ["subject", "session", "stage", "reason"], kind="stable"
     )
     return GroupResult(values, statistics, exclusions.reset_index(drop=True), spec, sources)
+
+
+def _check_selected(
+    bids_dir: Path, labels: Labels, participants: tuple[str, ...] | None
+) -> None:
+    """Refuse ``--participant-label`` values that name no participant of the dataset."""
+    if participants is None:
+        return
+    unknown = sorted(set(participants) - set(labels.participants["subject"]))
+    if unknown:
+        shown = ", ".join(quote(f"sub-{label}") for label in unknown[:5])
+        raise InputError(
+            Path(bids_dir) / "participants.tsv",
+            f"no such participant: {shown}",
+            "check --participant-label against participant_id in participants.tsv",
+        )
+
+
+def _check_one_space(output_dir: Path, tables: list[RoiTable]) -> None:
+    """Refuse tables of several template spaces: their ROIs are not the same voxels."""
+    spaces: dict[str, str] = {}
+    for table in tables:
+        spaces.setdefault(table.space or "native", table.path)
+    if len(spaces) > 1:
+        (first, first_path), (second, second_path) = sorted(spaces.items())[:2]
+        raise InputError(
+            Path(output_dir) / second_path,
+            f"ROI tables of {len(spaces)} spaces would be pooled ({quote(first)} in "
+            f"{first_path}, {quote(second)} here)",
+            "choose one with 'space' in the model file [inputs] (e.g. space = "
+            f"{quote(first)}), or rerun the participant level with one template",
+        )
 
 
 def _units(tables: list[RoiTable]) -> pd.DataFrame:

@@ -46,8 +46,9 @@ def test_template_space_is_chosen_and_runs_are_averaged(tmp_path):
     assert len(tables) == 3 and all(table.space == SPACE for table in tables)
     native = find_roi_tables(tmp_path, "MigraineASL", "native")
     assert [table.space for table in native] == [""]
-    values, checksums = read_roi_values(tmp_path, tables)
-    assert len(checksums) == 3
+    collected = read_roi_values(tmp_path, tables)
+    values = collected.values
+    assert len(collected.checksums) == 3 and collected.damaged.empty
     pons = values[values["roi"] == "pons"].set_index("measure")
     assert pons.loc["cbf", "value"] == pytest.approx(45.0)
     assert pons.loc["cbf", "n_runs"] == 2

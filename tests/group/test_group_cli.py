@@ -280,7 +280,12 @@ def test_dataset_without_sessions_takes_the_phase_from_participants(tmp_path):
     phases = values.drop_duplicates("subject").set_index("subject")["phase_source"]
     assert phases["hc01"] == "control" and phases["mwa01"] == "participants"
     statistics = pd.read_csv(out / "group/default/roi_statistics.tsv", sep="\t")
-    assert statistics.loc[statistics["test"] == "ancova", "p"].notna().all()
+    ancova = statistics[statistics["test"] == "ancova"]
+    reference = (ancova["measure"] == "rcbf") & (ancova["roi"] == "grey_matter")
+    assert ancova.loc[~reference, "p"].notna().all()
+    # grey matter relative to itself is 1 in every unit: no variance, n/a with the reason
+    assert ancova.loc[reference, "p"].isna().all()
+    assert ancova.loc[reference, "note"].str.contains("constant").all()
 
 
 def test_unknown_group_excluded_leaves_out_the_whole_subject(cohort):
@@ -311,3 +316,69 @@ def test_unknown_group_excluded_leaves_out_the_whole_subject(cohort):
     assert "'MwX'" in exclusions["reason"].iloc[0]
     values = pd.read_csv(out / "group/default/roi_values.tsv", sep="\t", dtype=str)
     assert set(values["subject"]) == {"mwa03", "hc01", "hc02", "mwoa01", "mwoa02"}
+
+
+# --------------------------------------------------------------------------- issue 17 bullets
+
+
+def test_unknown_participant_label_says_no_such_participant(cohort, capsys):
+    bids, out = cohort
+    expect_input_error(
+        capsys, bids, out, "no such participant", "'sub-nosuch'", "participants.tsv",
+        options=("--participant-label", "nosuch"),
+    )  # fmt: skip
+
+
+def test_tables_of_two_template_spaces_are_not_pooled(cohort, capsys):
+    bids, out = cohort
+    for path in (out / "sub-mwa02").rglob("*space-MNI152NLin2009cAsym*"):
+        path.rename(path.with_name(path.name.replace("2009cAsym", "2009aSym")))
+    expect_input_error(
+        capsys, bids, out, "2 spaces", "MNI152NLin2009aSym", "MNI152NLin2009cAsym", "[inputs]"
+    )
+    model = out.parent / "model.toml"
+    model.write_text('[inputs]\nspace = "MNI152NLin2009cAsym"\n')
+    assert run(bids, out, "--model", str(model)) == 0
+    exclusions = pd.read_csv(out / "group/default/exclusions.tsv", sep="\t", dtype=str)
+    assert set(exclusions["subject"]) == {"mwa02"}  # no table in the chosen space
+
+
+def test_truncated_table_and_infinite_value_are_exclusions(cohort):
+    bids, out = cohort
+    truncated = next((out / "sub-mwa01" / "ses-2" / "perf").glob("*space-*_cbf.tsv"))
+    lines = truncated.read_text().splitlines()
+    truncated.write_text("\n".join(lines[:12]) + "\n")  # 11 of 21 ROIs
+    infinite = next((out / "sub-hc02" / "ses-1" / "perf").glob("*space-*_cbf.tsv"))
+    text = infinite.read_text().splitlines()
+    fields = text[5].split("\t")
+    fields[6] = "inf"
+    infinite.write_text("\n".join([*text[:5], "\t".join(fields), *text[6:]]) + "\n")
+    assert run(bids, out) == 0
+    exclusions = pd.read_csv(out / "group/default/exclusions.tsv", sep="\t", dtype=str)
+    reasons = dict(zip(zip(exclusions["subject"], exclusions["session"]), exclusions["reason"]))
+    assert "truncated ROI table (11 of 21 ROIs" in reasons[("mwa01", "2")]
+    assert "mean of ROI" in reasons[("hc02", "1")] and "infinite" in reasons[("hc02", "1")]
+    values = pd.read_csv(out / "group/default/roi_values.tsv", sep="\t", dtype=str)
+    units = set(zip(values["subject"], values["session"]))
+    assert ("mwa01", "2") not in units and ("hc02", "1") not in units
+    assert ("mwa01", "1") in units
+
+
+def test_unknown_phase_names_the_sessions_file_once(cohort, capsys):
+    bids, out = cohort
+    write_tsv(
+        bids / "sub-mwa01" / "sub-mwa01_sessions.tsv",
+        ["session_id", "migraine_phase", "hours_since_attack_onset"],
+        [["ses-1", "interictal", "n/a"], ["ses-2", "attack", "n/a"]],
+    )
+    message = expect_input_error(capsys, bids, out, "sub-mwa01_sessions.tsv", "'attack'")
+    assert message.count("sessions.tsv") == 1, message
+    assert "more files" not in message
+
+
+def test_seed_zero_is_accepted(cohort, tmp_path):
+    bids, out = cohort
+    assert run(bids, out, "--seed", "0") == 0
+    config = tmp_path / "config.toml"
+    config.write_text("[group]\nseed = 0\n")
+    assert run(bids, out, "--config-file", str(config)) == 0

@@ -10,7 +10,7 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
 
-from aslmig.group import models
+from aslmig.group import models, primitives
 from aslmig.group.modelspec import ModelSpec, default_models
 
 TIGHT = {"rtol": 1e-10, "atol": 1e-12}
@@ -61,7 +61,7 @@ def test_benjamini_hochberg_equals_statsmodels():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=50) ** 2
     p[[3, 17]] = np.nan
-    q = models.benjamini_hochberg(p)
+    q = primitives.benjamini_hochberg(p)
     finite = np.isfinite(p)
     expected = multipletests(p[finite], method="fdr_bh")[1]
     np.testing.assert_allclose(q[finite], expected, **TIGHT)
@@ -76,7 +76,7 @@ def test_hedges_g_two_groups_equals_hand_formula():
     j = 1 - 3 / (4 * (na + nb) - 9)
     g = j * (a.mean() - b.mean()) / pooled
     se = np.sqrt((na + nb) / (na * nb) + g**2 / (2 * (na + nb)))
-    result = models.hedges_g_two(a.mean() - b.mean(), a.std(ddof=1), b.std(ddof=1), na, nb)
+    result = primitives.hedges_g_two(a.mean() - b.mean(), a.std(ddof=1), b.std(ddof=1), na, nb)
     np.testing.assert_allclose(
         result, (g, g - 1.959963984540054 * se, g + 1.959963984540054 * se), **TIGHT
     )
@@ -87,7 +87,7 @@ def test_hedges_g_one_sample_equals_hand_formula():
     n = d.size
     g = (1 - 3 / (4 * n - 5)) * d.mean() / d.std(ddof=1)
     se = np.sqrt(1 / n + g**2 / (2 * n))
-    result = models.hedges_g_one(d.mean(), d.std(ddof=1), n)
+    result = primitives.hedges_g_one(d.mean(), d.std(ddof=1), n)
     np.testing.assert_allclose(
         result, (g, g - stats.norm.ppf(0.975) * se, g + stats.norm.ppf(0.975) * se), **TIGHT
     )
@@ -121,7 +121,7 @@ def test_ancova_contrasts_and_f_equal_statsmodels(site):
         group_a, group_b = data[data.group == a].value, data[data.group == b].value
         assert row["n_a"] == len(group_a) and row["n_b"] == len(group_b)
         np.testing.assert_allclose([row["mean_a"], row["sd_a"]], [group_a.mean(), group_a.std()])
-        g = models.hedges_g_two(
+        g = primitives.hedges_g_two(
             row["estimate"], group_a.std(), group_b.std(), len(group_a), len(group_b)
         )
         np.testing.assert_allclose(row["hedges_g"], g[0], **TIGHT)
@@ -328,7 +328,7 @@ def test_reml_random_intercept_equals_statsmodels_mixedlm(interaction):
         is_a = (data["group"] == "MwA").to_numpy(float)
         columns = [np.ones(len(data)), is_a, is_phase, is_a * is_phase]
     design = np.column_stack(columns)
-    ours = models.reml_random_intercept(data["value"].to_numpy(), design, data["subject"])
+    ours = primitives.reml_random_intercept(data["value"].to_numpy(), design, data["subject"])
     theirs = MixedLM(data["value"].to_numpy(), design, groups=data["subject"]).fit(reml=True)
     assert theirs.converged and ours.tau2 > 0
     # statsmodels' own optimisers (bfgs vs nm) agree on gamma = tau2/sigma2 to about 1e-5.
@@ -361,8 +361,56 @@ def test_reml_at_the_boundary_gives_ols():
     design = np.column_stack([np.ones(20), np.tile([0.0, 1.0], 10)])
     y = rng.normal(0, 1, 20)
     y -= np.bincount(groups, y)[groups] / 2 * 1.5  # negative within-subject correlation
-    fit = models.reml_random_intercept(y, design, groups)
+    fit = primitives.reml_random_intercept(y, design, groups)
     assert fit.tau2 == 0
-    ols = models.ols(y, design)
+    ols = primitives.ols(y, design)
     np.testing.assert_allclose(fit.beta, ols.beta, rtol=1e-9)
     np.testing.assert_allclose(fit.cov, ols.cov, rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- estimability
+
+
+def test_ancova_with_too_few_residual_df_is_not_estimable():
+    """2 subjects per group, age and sex: 6 subjects for 5 terms leave 1 df (the old demo's
+    calcarine ai had t = -715 there): every row says why, none has a p value."""
+    data = between_data(n=(2, 2, 2), site=False)
+    data.loc[data.index[::2], "sex"] = "M"
+    data.loc[data.index[1::2], "sex"] = "F"
+    rows = models.ancova(data, ("HC", "MwA", "MwoA"), ("age", "sex"), "auto")
+    assert len(rows) == 4
+    for row in rows:
+        assert not np.isfinite(row["p"]) and not np.isfinite(row.get("statistic", np.nan))
+        assert row["note"].startswith("not estimable: 6 observations for 5 terms leave 1")
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-13])
+def test_near_constant_values_give_na_not_a_huge_t(noise):
+    """Identical ROI values (up to rounding) gave t = 3e135 and q = 0."""
+    rng = np.random.default_rng(0)
+    data = paired_data(n=10).assign(value=lambda d: 50.0 + noise * rng.standard_normal(len(d)))
+    t_row, w_row = models.paired_tests(data, "ictal", "interictal", "all")
+    lmm = models.within_lmm(data, "ictal", "interictal", "all")
+    between = between_data(site=False).assign(value=lambda d: 40.0 + noise * d["age"])
+    ancova = models.ancova(between, ("HC", "MwA"), ("age",), "auto")
+    for row in (t_row, w_row, lmm, *ancova):
+        assert not np.isfinite(row["p"]), row
+        assert "constant" in row["note"] or "non-zero" in row["note"]
+
+
+def test_fit_models_q_is_na_where_p_is_na():
+    table = long_table(n=10)
+    table.loc[table["roi"] == "pons", "value"] = 50.0
+    result = models.fit_models(default_models()[1:2], table, ["cbf"])
+    pons = result[result["roi"] == "pons"]
+    assert pons["q"].isna().all() and pons["p"].isna().all()
+    others = result[result["roi"] != "pons"]
+    assert others["q"].notna().all()
+
+
+def test_minimum_df_is_applied_to_paired_and_one_sample_tests():
+    data = paired_data(n=3)
+    t_row, _ = models.paired_tests(data, "ictal", "interictal", "all")
+    assert "leave 2 residual df" in t_row["note"] and not np.isfinite(t_row["p"])
+    t_row, _ = models.paired_tests(paired_data(n=4), "ictal", "interictal", "all")
+    assert np.isfinite(t_row["p"]) and t_row["df"] == primitives.MIN_RESIDUAL_DF
