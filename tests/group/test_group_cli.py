@@ -355,11 +355,12 @@ def test_truncated_table_and_infinite_value_are_exclusions(cohort):
     infinite.write_text("\n".join([*text[:5], "\t".join(fields), *text[6:]]) + "\n")
     assert run(bids, out) == 0
     exclusions = pd.read_csv(out / "group/default/exclusions.tsv", sep="\t", dtype=str)
-    reasons = dict(zip(zip(exclusions["subject"], exclusions["session"]), exclusions["reason"]))
+    units = zip(exclusions["subject"], exclusions["session"], strict=True)
+    reasons = dict(zip(units, exclusions["reason"], strict=True))
     assert "truncated ROI table (11 of 21 ROIs" in reasons[("mwa01", "2")]
     assert "mean of ROI" in reasons[("hc02", "1")] and "infinite" in reasons[("hc02", "1")]
     values = pd.read_csv(out / "group/default/roi_values.tsv", sep="\t", dtype=str)
-    units = set(zip(values["subject"], values["session"]))
+    units = set(zip(values["subject"], values["session"], strict=True))
     assert ("mwa01", "2") not in units and ("hc02", "1") not in units
     assert ("mwa01", "1") in units
 
