@@ -7,11 +7,12 @@ resolved configuration is saved as TOML next to the outputs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from aslmig.errors import InputError, quote
 
@@ -228,36 +229,36 @@ def build_config(
     return RunConfig(**base, **sections)
 
 
+#: First lines of a saved configuration.
+TOML_HEADER = (
+    "# aslmig run configuration. [execution], [physics], [regions] and [group] can be\n"
+    "# reused with --config-file; the [run] table records the invocation and is ignored.\n"
+)
+
+
 def to_toml(config: RunConfig) -> str:
-    """Serialise a configuration as TOML (flat tables of scalars, lists and inline tables)."""
-    lines: list[str] = [
-        "# aslmig run configuration. [execution], [physics], [regions] and [group] can be",
-        "# reused with --config-file; the [run] table records the invocation and is ignored.",
-        "[run]",
-    ]
-    top = {
+    """Serialise a configuration as TOML that :func:`read_config_file` reads back unchanged.
+
+    Settings without a value (None) are left out: TOML has no null, and None is the
+    default of every such setting, so reading the file back gives the same configuration.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The configuration.
+
+    Returns
+    -------
+    str
+        TOML text (written with ``tomli-w``).
+    """
+    record = {
         key: value
         for key, value in dataclasses.asdict(config).items()
         if key not in SECTIONS and value is not None
     }
-    lines.extend(f"{key} = {_toml_value(value)}" for key, value in top.items())
+    document = {RECORD_SECTION: record}
     for section in SECTIONS:
-        lines.append(f"\n[{section}]")
         values = dataclasses.asdict(getattr(config, section))
-        lines.extend(
-            f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    if isinstance(value, dict):
-        items = ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items())
-        return "{" + items + "}"
-    return json.dumps(str(value))
+        document[section] = {key: value for key, value in values.items() if value is not None}
+    return TOML_HEADER + tomli_w.dumps(document)

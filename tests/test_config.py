@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+import tempfile
+from pathlib import Path
 
-from aslmig.config import RunConfig, build_config, read_config_file, to_toml, tomllib
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aslmig.config import (
+    PLUGINS,
+    ExecutionConfig,
+    GroupConfig,
+    PhysicsConfig,
+    RegionsConfig,
+    RunConfig,
+    build_config,
+    read_config_file,
+    to_toml,
+    tomllib,
+)
 from aslmig.errors import InputError
 
 BASE = {"bids_dir": "/data", "output_dir": "/out", "analysis_level": "participant"}
@@ -73,3 +90,129 @@ def test_saved_configuration_can_be_reused(tmp_path):
     path.write_text(to_toml(config))
     again = build_config(BASE, read_config_file(path), {})
     assert again == config
+
+
+# --------------------------------------------------------------------------- round-trip property
+
+HOSTILE_TEXT = st.one_of(
+    # any code point except lone surrogates (not encodable as UTF-8)
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    st.sampled_from(
+        ["a.b", "a.b.c", "", " ", "x\ny", 'say "hi"', "back\\slash", "\x00", "\x1b[2J",
+         "😀 non-BMP", "[table]", "key = 1", "# comment", "'single'", "ß\u200b", "None"]
+    ),
+)  # fmt: skip
+SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    HOSTILE_TEXT,
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(HOSTILE_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+COUNTS = st.integers(min_value=1, max_value=2**63 - 1)
+
+
+def _optional(strategy):
+    return st.none() | strategy
+
+
+def _within(low, high):
+    return st.floats(min_value=low, max_value=high, exclude_min=True)
+
+
+CONFIGS = st.builds(
+    RunConfig,
+    bids_dir=HOSTILE_TEXT,
+    output_dir=HOSTILE_TEXT,
+    analysis_level=st.sampled_from(["participant", "group"]),
+    participant_labels=_optional(st.lists(HOSTILE_TEXT, max_size=3).map(tuple)),
+    session_labels=_optional(st.lists(HOSTILE_TEXT, max_size=3).map(tuple)),
+    bids_filter_file=_optional(HOSTILE_TEXT),
+    dry_run=st.booleans(),
+    verbosity=st.integers(min_value=0, max_value=3),
+    execution=st.builds(
+        ExecutionConfig,
+        work_dir=_optional(HOSTILE_TEXT),
+        nprocs=COUNTS,
+        omp_nthreads=COUNTS,
+        mem_gb=_optional(_within(0, 1e6)),
+        plugin=st.sampled_from(PLUGINS),
+        plugin_args=st.dictionaries(HOSTILE_TEXT, JSON_VALUES, max_size=4),
+        stop_on_first_crash=st.booleans(),
+        bids_database_dir=_optional(HOSTILE_TEXT),
+        skip_bids_validation=st.booleans(),
+    ),
+    physics=st.builds(
+        PhysicsConfig,
+        labeling_efficiency=_optional(_within(0, 1)),
+        bs_pulse_efficiency=_optional(_within(0, 1)),
+        t1_blood=_optional(_within(0.5, 3)),
+        t1_tissue=_optional(_within(0.3, 3)),
+        partition_coefficient=_optional(_within(0.5, 1.2)),
+        m0_scale=_within(1e-3, 1e3),
+        m0_smoothing_fwhm_mm=st.floats(min_value=0, max_value=20),
+    ),
+    regions=st.builds(
+        RegionsConfig,
+        atlases=st.lists(HOSTILE_TEXT, max_size=3).map(tuple),
+        roi_spheres=_optional(HOSTILE_TEXT),
+        min_coverage=_within(0, 1),
+    ),
+    group=st.builds(
+        GroupConfig,
+        model=_optional(HOSTILE_TEXT),
+        label=HOSTILE_TEXT,
+        atlas=HOSTILE_TEXT,
+        missing=st.sampled_from(["report", "error"]),
+        unlabelled=st.sampled_from(["error", "exclude"]),
+        voxelwise=st.booleans(),
+        permutations=COUNTS,
+        tfce=st.booleans(),
+        cluster_threshold=_within(0, 100),
+        seed=st.integers(min_value=0, max_value=2**63 - 1),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(config=CONFIGS)
+def test_saved_configuration_round_trips(config):
+    """save -> load -> the same configuration, over hostile strings, keys and numbers."""
+    text = to_toml(config)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.toml"
+        path.write_text(text, encoding="utf-8")
+        sections = read_config_file(path)
+    top = {
+        item.name: getattr(config, item.name)
+        for item in dataclasses.fields(RunConfig)
+        if item.name not in sections and not dataclasses.is_dataclass(getattr(config, item.name))
+    }
+    assert build_config(top, sections, {}) == config
+    record = tomllib.loads(text)["run"]
+    expected = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in top.items()
+        if value is not None
+    }
+    assert record == expected
+
+
+def test_issue_15_cases_round_trip(tmp_path):
+    """The three bugs of the hand-written writer: dotted key, None, non-BMP path."""
+    config = build_config(
+        {**BASE, "bids_dir": "/data/\U0001f9e0 study"},
+        {},
+        {"execution": {"plugin_args": {"sbatch.args": "--qos=x", "n_procs": 2}}},
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config), encoding="utf-8")
+    sections = read_config_file(path)
+    assert sections["execution"]["plugin_args"] == {"sbatch.args": "--qos=x", "n_procs": 2}
+    assert "None" not in path.read_text()
+    assert tomllib.loads(path.read_text())["run"]["bids_dir"] == "/data/\U0001f9e0 study"
+    assert build_config({**BASE, "bids_dir": "/data/\U0001f9e0 study"}, sections, {}) == config

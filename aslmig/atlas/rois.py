@@ -26,13 +26,13 @@ import pandas as pd
 from aslmig.atlas.extract import Roi, roi_mask
 from aslmig.atlas.migraine import ATLAS_NAME, LEVELS, Grid, build_migraine_atlas
 from aslmig.atlas.templates import BUNDLED_SPACE, TemplateFiles
+from aslmig.bids.entities import LABEL_CHARACTERS, is_label
 from aslmig.errors import InputError, quote
 
 BUILTIN_ATLASES = (ATLAS_NAME,)
 SPHERES_NAME = "Spheres"
 SPHERE_COLUMNS = ("name", "x", "y", "z", "radius_mm", "space")
-_LABEL = re.compile(r"^[A-Za-z0-9]+$")
-_ROI_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ROI_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _GRID_TOLERANCE_MM = 1e-3
 NAME_RULE = "use letters, digits, '_', '.' or '-' (at most 64 characters)"
 
@@ -214,7 +214,7 @@ def read_label_table(path: Path) -> pd.DataFrame:
     else:
         table["level"] = 0
     for name in table["name"]:
-        if not _ROI_NAME.match(name):
+        if not _ROI_NAME.fullmatch(name):
             raise InputError(path, f"column 'name' has {quote(name)}", NAME_RULE)
     for columns, what in ((["name"], "names"), (["level", "index"], "index values per level")):
         if table.duplicated(subset=columns).any():
@@ -264,7 +264,7 @@ def load_user_atlas(folder: Path, template: TemplateFiles) -> Atlas:
     if not table_path.is_file():
         raise InputError(table_path, "is missing", "add the label table next to the image")
     name = _entity(image_path.name, "atlas") or folder.name.removeprefix("atlas-")
-    if not _LABEL.match(name):
+    if not is_label(name):
         raise InputError(folder, f"atlas name {quote(name)} is not alphanumeric", "rename it")
     about = _folder_json(folder)
     json_space = about.get("Space")
@@ -306,7 +306,7 @@ def _single(folder: Path, pattern: str, what: str) -> Path:
 
 
 def _entity(file_name: str, key: str) -> str | None:
-    match = re.search(rf"(?:^|_){key}-([A-Za-z0-9]+)", file_name)
+    match = re.search(rf"(?:^|_){key}-({LABEL_CHARACTERS})", file_name)
     return match.group(1) if match else None
 
 
@@ -425,7 +425,7 @@ def _read_spheres(path: Path, template: TemplateFiles) -> tuple[pd.DataFrame, np
                 f"give coordinates in {template.space}",
             )
     for name in table["name"]:
-        if not _ROI_NAME.match(name):
+        if not _ROI_NAME.fullmatch(name):
             raise InputError(path, f"column 'name' has {quote(name)}", NAME_RULE)
     if table["name"].duplicated().any():
         raise InputError(path, "repeats names", "give every sphere its own name")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aslmig.__about__ import __version__
+from aslmig.bids.entities import is_label
 from aslmig.errors import InputError
 
 # BIDS entity order (derivatives), with the non-standard ``atlas`` after ``space``.
@@ -49,7 +50,7 @@ PIPELINE_NAME = "aslmig"
 
 def _clean_value(name: str, value: Any) -> str:
     text = str(value)
-    if not text.isalnum() or not text.isascii():
+    if not is_label(text):
         raise ValueError(f"entity {name} has the value {text!r}; BIDS labels are alphanumeric")
     return text
 

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from aslmig.bids.entities import is_label
 from aslmig.bids.filters import metadata_matches, split_metadata_filters
 from aslmig.bids.images import check_voxels, image_shape
 from aslmig.bids.metadata import (
@@ -28,7 +29,6 @@ BASE_QUERIES: dict[str, dict[str, Any]] = {
     "m0scan": {"suffix": "m0scan"},
     "t1w": {"datatype": "anat", "suffix": "T1w"},
 }
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 # Entities that identify an acquisition, used to pair an ASL series with its M0 scan.
 _MATCHING_ENTITIES = ("subject", "session", "acquisition", "reconstruction", "run", "direction")
 
@@ -118,7 +118,7 @@ def normalise_labels(labels: list[str] | None, prefix: str, option: str) -> list
     cleaned: list[str] = []
     for label in labels:
         bare = label[len(prefix) :] if label.startswith(prefix) else label
-        if not LABEL_PATTERN.match(bare):
+        if not is_label(bare):
             raise InputError(
                 option,
                 f"{quote(label)} is not a BIDS label",

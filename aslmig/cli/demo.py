@@ -8,12 +8,11 @@ for tests and examples (:func:`example_dataset`).
 
 from __future__ import annotations
 
-import argparse
 import json
 from importlib import resources
 from pathlib import Path
 
-from aslmig.cli.parser import UsageError
+from aslmig.cli.parser import CommandParser
 from aslmig.errors import InputError
 
 EXAMPLE_NAME = "aslmig example: digital-phantom migraine ASL study"
@@ -73,10 +72,6 @@ def prepare_cohort(bids_dir: Path) -> Path:
     return bids_dir
 
 
-class _DemoParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D102 - argparse hook
-        raise UsageError(f"{self.prog}: {message}")
-
 
 def demo(argv: list[str]) -> int:
     """Simulate the demo cohort in DIR/bids and run the participant and group levels.
@@ -93,7 +88,7 @@ def demo(argv: list[str]) -> int:
     """
     from aslmig.cli.run import main
 
-    parser = _DemoParser(
+    parser = CommandParser(
         prog="aslmig demo",
         description="Simulate a small migraine cohort (2 healthy controls, 2 MwA and 2 MwoA "
         f"patients with interictal and ictal sessions; {DEMO_EFFECT}) in DIR/bids, process "

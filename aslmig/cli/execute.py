@@ -84,9 +84,12 @@ SCHEDULER_COMMANDS = {
     "SGE": ("qsub", "qstat"),
     "SGEGraph": ("qsub",),
     "PBS": ("qsub", "qstat"),
-    "PBSGraph": ("qsub",),
     "LSF": ("bsub", "bjobs"),
 }
+
+
+#: The accepted plugins (:data:`aslmig.config.PLUGINS`) that submit the whole graph.
+GRAPH_PLUGINS = ("SLURMGraph", "SGEGraph")
 
 
 def check_scheduler(plugin: str) -> None:
@@ -105,12 +108,12 @@ def check_scheduler(plugin: str) -> None:
 
 
 def is_graph_plugin(plugin: str) -> bool:
-    """Return True for nipype plugins that submit the whole graph and return (``SLURMGraph``).
+    """Return True for the nipype plugins that submit the whole graph and return at once.
 
-    Those plugins (``SGEGraph``, ``SLURMGraph``, ``CondorDAGMan``, ...) hand the graph to the
-    scheduler with job dependencies and return at once, before any step has run.
+    ``SLURMGraph`` and ``SGEGraph`` hand the graph to the scheduler with job dependencies
+    and return before any step has run.
     """
-    return plugin.endswith("Graph") or plugin == "CondorDAGMan"
+    return plugin in GRAPH_PLUGINS
 
 
 def report_submission(plugin: str, total: int, output_dir: Path, failure: Exception | None) -> int:

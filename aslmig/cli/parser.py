@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 from aslmig.__about__ import __version__
 from aslmig.config import PLUGINS
+from aslmig.errors import quote
 
 ANALYSIS_LEVELS = ("participant", "group")
 
@@ -20,54 +23,108 @@ class UsageError(Exception):
     """A command-line usage mistake (exit status 2)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser that raises instead of exiting, so the caller owns exit codes."""
+class CommandParser(argparse.ArgumentParser):
+    """The argparse parser of every aslmig command: it raises instead of exiting.
+
+    The caller (:func:`aslmig.cli.run.main`) turns :class:`UsageError` into one line on
+    stderr and exit status 2, so every command reports usage mistakes the same way.
+    """
 
     def error(self, message: str) -> None:  # noqa: D102 - argparse hook
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def _parse_number(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """Argparse type: an integer (``"two"`` or ``"1.5"`` is a usage error)."""
+    return _parse_number(text, int)
+
+
+def number(text: str) -> float:
+    """Argparse type: a finite number (``nan`` and ``inf`` are usage errors)."""
+    return _parse_number(text, float)
+
+
+def positive_int(text: str) -> int:
+    """Argparse type: a whole number of at least 1."""
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
+def non_negative_int(text: str) -> int:
+    """Argparse type: a whole number of at least 0."""
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not an integer >= 0")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
+def positive_float(text: str) -> float:
+    """Argparse type: a finite number greater than 0."""
+    value = number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
 
 
-def _json_object(text: str) -> dict:
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_object(text: str) -> dict:
+    """Argparse type: a JSON object (no NaN/Infinity, no null values: TOML cannot hold them)."""
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object") from None
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a JSON object") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object")
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a JSON object")
+    if _holds_null(value):
+        raise argparse.ArgumentTypeError(
+            f"{quote(text)} holds null; leave the key out to keep the default"
+        )
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _holds_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_holds_null(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_null(item) for item in value)
+    return False
+
+
+def build_parser(with_help: bool = True) -> argparse.ArgumentParser:
     """Build the BIDS-App argument parser.
+
+    Parameters
+    ----------
+    with_help : bool
+        Add ``--help`` and ``--version`` (False for :func:`is_bids_app_call`, which must
+        not print and exit).
 
     Returns
     -------
     argparse.ArgumentParser
         The parser; its help text is the CLI reference in ``docs/``.
     """
-    parser = _Parser(
+    parser = CommandParser(
         prog="aslmig",
+        add_help=with_help,
         description=(
             "ASL perfusion MRI for migraine research: calibrated CBF (and ATT) per "
             "participant, regional tables, and group statistics, from an ASL-BIDS dataset."
@@ -77,13 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
             "'aslmig templates {fetch,list}' prefetches or lists the template files; "
             "'aslmig simulate OUT_DIR' writes a simulated cohort with known truth; "
             "'aslmig power' estimates statistical power by simulation; "
-            "'aslmig slurm BIDS_DIR OUTPUT_DIR' writes SLURM array and group job scripts."
+            "'aslmig slurm BIDS_DIR OUTPUT_DIR' writes SLURM array and group job scripts. "
+            "A dataset folder named like a helper command is still read as BIDS_DIR when "
+            "OUTPUT_DIR and the analysis level follow it."
         ),
     )
     parser.add_argument("bids_dir", type=Path, help="the input ASL-BIDS dataset (read-only)")
     parser.add_argument("output_dir", type=Path, help="where the derivatives dataset is written")
     parser.add_argument("analysis_level", choices=ANALYSIS_LEVELS, help="processing stage")
-    parser.add_argument("--version", action="version", version=f"aslmig {__version__}")
+    if with_help:
+        parser.add_argument("--version", action="version", version=f"aslmig {__version__}")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -140,18 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     execution.add_argument(
         "--nprocs",
         "--n-cpus",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="processes nipype may run at once",
     )
     execution.add_argument(
         "--omp-nthreads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="threads per process (ITK/ANTs, BLAS)",
     )
     execution.add_argument(
-        "--mem-gb", type=_positive_float, metavar="GB", help="memory nipype may plan for"
+        "--mem-gb", type=positive_float, metavar="GB", help="memory nipype may plan for"
     )
     execution.add_argument(
         "--plugin",
@@ -160,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     execution.add_argument(
         "--plugin-args",
-        type=_json_object,
+        type=json_object,
         metavar="JSON",
         help='plugin arguments as a JSON object, e.g. \'{"sbatch_args": "--time=1:00:00"}\'',
     )
@@ -196,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regions.add_argument(
         "--min-coverage",
-        type=_positive_float,
+        type=positive_float,
         metavar="FRACTION",
         help="smallest fraction of an ROI's voxels with data for it to be reported (0.5)",
     )
@@ -226,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--permutations",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="permutations of the voxelwise tests (default 1000; all of them when fewer exist)",
     )
@@ -245,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         metavar="N",
         help="seed of the permutations, an integer >= 0 (default 1)",
     )
@@ -259,37 +319,62 @@ def build_parser() -> argparse.ArgumentParser:
     physics = parser.add_argument_group("physics (defaults: ASL white paper, Alsop 2015)")
     physics.add_argument(
         "--labeling-efficiency",
-        type=_positive_float,
+        type=positive_float,
         metavar="ALPHA",
         help="labeling efficiency (wins over the sidecar's LabelingEfficiency and "
         "the white-paper default)",
     )
     physics.add_argument(
         "--t1-blood",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="longitudinal relaxation time of arterial blood (s)",
     )
     physics.add_argument(
         "--t1-tissue",
-        type=_positive_float,
+        type=positive_float,
         metavar="S",
         help="longitudinal relaxation time of tissue (s), for M0 TR correction "
         "and the full kinetic model",
     )
     physics.add_argument(
         "--partition-coefficient",
-        type=_positive_float,
+        type=positive_float,
         metavar="LAMBDA",
         help="blood-brain partition coefficient (mL/g)",
     )
     physics.add_argument(
         "--m0-scale",
-        type=_positive_float,
+        type=positive_float,
         metavar="F",
         help="multiply M0 by this vendor scaling factor",
     )
     return parser
+
+
+def is_bids_app_call(argv: list[str]) -> bool:
+    """Tell whether ``argv`` is a BIDS-App call: ``BIDS_DIR OUTPUT_DIR {participant,group}``.
+
+    Helper commands (``aslmig demo``, ``aslmig slurm`` ...) are named by the first word, so
+    a dataset folder called ``demo`` would be taken for the demo command if the first word
+    alone decided. The BIDS-App form is recognised by its three positionals, the third being
+    an analysis level, whatever the options around them.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command-line arguments.
+
+    Returns
+    -------
+    bool
+        True when the BIDS-App parser finds its three positionals in ``argv``.
+    """
+    try:
+        build_parser(with_help=False).parse_known_args(argv)
+    except UsageError:
+        return False
+    return True
 
 
 EXECUTION_OPTIONS = (

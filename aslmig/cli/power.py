@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aslmig.cli.parser import UsageError
+from aslmig.cli.parser import CommandParser, number, whole_number
 from aslmig.sim.io import write_json, write_tsv
 from aslmig.sim.plots import power_png, power_svg
 from aslmig.sim.power import (
@@ -24,24 +24,11 @@ _DEFAULTS = PowerSpec()
 X_LABELS = {"two-sample": "n per group", "paired": "n patients"}
 
 
-class _PowerParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D102 - argparse hook
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _number(kind):
-    def convert(text: str):
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-
-    return convert
 
 
 def build_power_parser() -> argparse.ArgumentParser:
     """Return the parser of ``aslmig power``."""
-    parser = _PowerParser(
+    parser = CommandParser(
         prog="aslmig power",
         description="Estimate the power (and false-positive rate) of regional CBF comparisons "
         "by simulating many studies at the ROI level: patients vs controls (two-sample t) "
@@ -51,7 +38,7 @@ def build_power_parser() -> argparse.ArgumentParser:
     add(
         "--n",
         nargs="+",
-        type=_number(int),
+        type=whole_number,
         default=list(_DEFAULTS.n),
         metavar="N",
         help="sample sizes: per group (two-sample) or patients (paired) (default 10 20 30 40)",
@@ -59,38 +46,38 @@ def build_power_parser() -> argparse.ArgumentParser:
     add(
         "--effects",
         nargs="+",
-        type=_number(float),
+        type=number,
         default=list(_DEFAULTS.effects),
         metavar="FRACTION",
         help="fractional CBF changes (default -0.05 -0.10 -0.15 -0.20)",
     )
     add(
         "--between-sd",
-        type=_number(float),
+        type=number,
         default=_DEFAULTS.between_sd,
         help="between-participant SD of regional CBF, fraction of baseline (default %(default)s)",
     )
     add(
         "--within-sd",
-        type=_number(float),
+        type=number,
         default=_DEFAULTS.within_sd,
         help="within-participant (test-retest) SD, fraction of baseline (default %(default)s)",
     )
     add(
         "--baseline",
-        type=_number(float),
+        type=number,
         default=_DEFAULTS.baseline,
         help="baseline regional CBF, mL/100 g/min (default %(default)s)",
     )
     add(
         "--alpha",
-        type=_number(float),
+        type=number,
         default=_DEFAULTS.alpha,
         help="two-sided significance level (default %(default)s)",
     )
     add(
         "--simulations",
-        type=_number(int),
+        type=whole_number,
         default=_DEFAULTS.simulations,
         help="simulated studies per cell (default %(default)s)",
     )
@@ -107,7 +94,7 @@ def build_power_parser() -> argparse.ArgumentParser:
         default=_DEFAULTS.test,
         help="two-sample t test: Welch (unequal variances) or pooled (default %(default)s)",
     )
-    add("--seed", type=_number(int), default=_DEFAULTS.seed, help="random seed (default 0)")
+    add("--seed", type=whole_number, default=_DEFAULTS.seed, help="random seed (default 0)")
     add(
         "--out",
         type=Path,

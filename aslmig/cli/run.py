@@ -6,18 +6,19 @@ Exit status: 0 success, 1 processing failure, 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from pathlib import Path
 
-from aslmig.bids.constants import constants_for, constants_for_run
 from aslmig.bids.filters import load_bids_filters
 from aslmig.bids.layout import AslRun, collect_runs, normalise_labels, open_layout
-from aslmig.cli.parser import UsageError, build_parser, explicit_sections
+from aslmig.cli.parser import UsageError, build_parser, explicit_sections, is_bids_app_call
 from aslmig.cli.plan import format_plan
 from aslmig.config import RunConfig, build_config, read_config_file
 from aslmig.errors import InputError
+from aslmig.workflows.constants import constants_for, constants_for_run
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 LOGGER = logging.getLogger("aslmig")
@@ -159,6 +160,27 @@ def check_regions(config: RunConfig) -> None:
     resolve_atlases(regions.atlases, regions.roi_spheres, resolve_template(), build_dir=None)
 
 
+#: Helper commands: name -> (module, function taking the arguments after the name).
+HELPER_COMMANDS = {
+    "demo": ("aslmig.cli.demo", "demo"),
+    "slurm": ("aslmig.cli.slurm", "slurm_command"),
+    "simulate": ("aslmig.cli.simulate", "simulate_command"),
+    "power": ("aslmig.cli.power", "power_command"),
+    "templates": ("aslmig.cli.templates", "templates_command"),
+}
+
+
+def helper_command(argv: list[str]) -> str | None:
+    """Return the helper command that ``argv`` asks for, or None for a BIDS-App call.
+
+    ``aslmig demo out participant`` processes a dataset folder named ``demo``; ``aslmig
+    demo`` and ``aslmig demo DIR`` run the demo (see :func:`is_bids_app_call`).
+    """
+    if not argv or argv[0] not in HELPER_COMMANDS or is_bids_app_call(argv):
+        return None
+    return argv[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``aslmig`` command and return its exit status.
 
@@ -175,26 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
-        if argv and argv[0] == "demo":
-            from aslmig.cli.demo import demo
-
-            return demo(argv[1:])
-        if argv and argv[0] == "slurm":
-            from aslmig.cli.slurm import slurm_command
-
-            return slurm_command(argv[1:])
-        if argv and argv[0] == "simulate":
-            from aslmig.cli.simulate import simulate_command
-
-            return simulate_command(argv[1:])
-        if argv and argv[0] == "power":
-            from aslmig.cli.power import power_command
-
-            return power_command(argv[1:])
-        if argv and argv[0] == "templates":
-            from aslmig.cli.templates import templates_command
-
-            return templates_command(argv[1:])
+        command = helper_command(argv)
+        if command is not None:
+            module, function = HELPER_COMMANDS[command]
+            return getattr(importlib.import_module(module), function)(argv[1:])
         args = build_parser().parse_args(argv)
         if args.verbosity:
             LOGGER.setLevel(logging.INFO if args.verbosity == 1 else logging.DEBUG)

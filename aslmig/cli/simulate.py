@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aslmig.cli.parser import UsageError
+from aslmig.cli.parser import CommandParser, number, whole_number
 from aslmig.sim.cohort import simulate_cohort
 from aslmig.sim.spec import (
     GROUPS,
@@ -22,23 +22,6 @@ EXIT_OK = 0
 _DEFAULTS = CohortSpec()
 
 
-class _SimulateParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D102 - argparse hook
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
 def _add_cohort(parser: argparse.ArgumentParser) -> None:
@@ -70,43 +53,43 @@ def _add_cohort(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--subject-sd",
-        type=_float,
+        type=number,
         default=_DEFAULTS.subject_sd,
         help="SD of the per-participant global CBF factor (default %(default)s)",
     )
     group.add_argument(
         "--region-sd",
-        type=_float,
+        type=number,
         default=_DEFAULTS.region_sd,
         help="SD of the per-participant factor of each region (default %(default)s)",
     )
     group.add_argument(
         "--session-sd",
-        type=_float,
+        type=number,
         default=_DEFAULTS.session_sd,
         help="SD of the per-session global CBF factor (default %(default)s)",
     )
     group.add_argument(
         "--gm-cbf",
-        type=_float,
+        type=number,
         default=_DEFAULTS.gm_cbf,
         help="grey-matter CBF, mL/100 g/min (default %(default)s)",
     )
     group.add_argument(
         "--wm-cbf",
-        type=_float,
+        type=number,
         default=_DEFAULTS.wm_cbf,
         help="white-matter CBF, mL/100 g/min (default %(default)s)",
     )
     group.add_argument(
         "--att-gm",
-        type=_float,
+        type=number,
         default=_DEFAULTS.att_gm,
         help="grey-matter arterial transit time, s (default %(default)s)",
     )
     group.add_argument(
         "--att-wm",
-        type=_float,
+        type=number,
         default=_DEFAULTS.att_wm,
         help="white-matter arterial transit time, s (default %(default)s)",
     )
@@ -123,7 +106,7 @@ def _add_acquisition(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--plds",
         nargs="+",
-        type=_float,
+        type=number,
         default=list(_DEFAULTS.plds),
         metavar="S",
         help="post-labeling delay(s), or inversion time(s) TI for "
@@ -131,19 +114,19 @@ def _add_acquisition(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--labeling-duration",
-        type=_float,
+        type=number,
         default=_DEFAULTS.labeling_duration,
         help="PCASL labeling duration, s (default %(default)s)",
     )
     group.add_argument(
         "--bolus-cutoff",
-        type=_float,
+        type=number,
         default=_DEFAULTS.bolus_cutoff,
         help="PASL bolus duration TI1 (QUIPSS II), s (default %(default)s)",
     )
     group.add_argument(
         "--pairs",
-        type=_int,
+        type=whole_number,
         default=_DEFAULTS.pairs,
         help="control/label pairs per delay (default %(default)s)",
     )
@@ -155,7 +138,7 @@ def _add_acquisition(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--slice-duration",
-        type=_float,
+        type=number,
         default=_DEFAULTS.slice_duration,
         help="time between 2D slices, s (default %(default)s)",
     )
@@ -167,26 +150,26 @@ def _add_acquisition(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--background-suppression",
-        type=_int,
+        type=whole_number,
         metavar="PULSES",
         default=_DEFAULTS.background_suppression_pulses,
         help="number of background-suppression pulses (default 0: none)",
     )
     group.add_argument(
         "--field-strength",
-        type=_float,
+        type=number,
         default=_DEFAULTS.field_strength,
         help="1.5 or 3 T (default %(default)s)",
     )
     group.add_argument(
         "--voxel",
-        type=_float,
+        type=number,
         default=_DEFAULTS.voxel_mm,
         help="isotropic ASL voxel size, mm (default %(default)s)",
     )
     group.add_argument(
         "--t1w-voxel",
-        type=_float,
+        type=number,
         default=_DEFAULTS.t1w_voxel_mm,
         help="isotropic T1w voxel size, mm (default %(default)s)",
     )
@@ -196,41 +179,41 @@ def _add_image(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("image quality and head position")
     group.add_argument(
         "--snr",
-        type=_float,
+        type=number,
         default=_DEFAULTS.snr,
         help="mean brain M0 / noise SD of every volume; 'inf' for no noise (default %(default)s)",
     )
     group.add_argument(
         "--motion-translation",
-        type=_float,
+        type=number,
         metavar="MM",
         default=_DEFAULTS.motion_translation_mm,
         help="largest head displacement within a series, mm (default 0)",
     )
     group.add_argument(
         "--motion-rotation",
-        type=_float,
+        type=number,
         metavar="DEG",
         default=_DEFAULTS.motion_rotation_deg,
         help="largest head rotation within a series, degrees (default 0)",
     )
     group.add_argument(
         "--pose-translation",
-        type=_float,
+        type=number,
         metavar="MM",
         default=_DEFAULTS.pose_translation_mm,
         help="largest per-axis head position of a session, mm (default %(default)s)",
     )
     group.add_argument(
         "--pose-rotation",
-        type=_float,
+        type=number,
         metavar="DEG",
         default=_DEFAULTS.pose_rotation_deg,
         help="largest per-axis head rotation of a session, degrees (default %(default)s)",
     )
     group.add_argument(
         "--scale-sd",
-        type=_float,
+        type=number,
         default=_DEFAULTS.scale_sd,
         help="SD of the per-participant head scaling (default %(default)s)",
     )
@@ -241,7 +224,7 @@ def _add_image(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--seed",
-        type=_int,
+        type=whole_number,
         default=_DEFAULTS.seed,
         help="random seed; the same seed writes identical files (default %(default)s)",
     )
@@ -249,7 +232,7 @@ def _add_image(parser: argparse.ArgumentParser) -> None:
 
 def build_simulate_parser() -> argparse.ArgumentParser:
     """Return the parser of ``aslmig simulate``."""
-    parser = _SimulateParser(
+    parser = CommandParser(
         prog="aslmig simulate",
         description="Write a simulated ASL-BIDS migraine cohort (participants.tsv, sessions, "
         "T1w, ASL series, M0, complete sidecars) from a ground-truth perfusion model in "

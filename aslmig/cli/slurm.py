@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from aslmig.cli.parser import UsageError
+from aslmig.cli.parser import CommandParser, positive_int
 from aslmig.errors import InputError
 from aslmig.hpc.slurm import (
     SUBMIT_SCRIPT,
@@ -24,24 +24,11 @@ from aslmig.hpc.slurm import (
 EXIT_OK = 0
 
 
-class _SlurmParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D102 - argparse hook
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
 
 
 def build_slurm_parser() -> argparse.ArgumentParser:
     """Build the parser of ``aslmig slurm``."""
-    parser = _SlurmParser(
+    parser = CommandParser(
         prog="aslmig slurm",
         description="Write SLURM scripts for a dataset: participants.txt, an array job with "
         "one participant per task (aslmig_participant.sbatch), a group job "
@@ -60,14 +47,14 @@ def build_slurm_parser() -> argparse.ArgumentParser:
     resources = parser.add_argument_group("resources of each job")
     resources.add_argument(
         "--cpus-per-task",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         metavar="N",
         help="CPUs of each job, aslmig's --nprocs (default %(default)s)",
     )
     resources.add_argument(
         "--mem-gb",
-        type=_positive_int,
+        type=positive_int,
         default=16,
         metavar="G",
         help="memory of each job in GB (default %(default)s)",
@@ -80,7 +67,7 @@ def build_slurm_parser() -> argparse.ArgumentParser:
     )
     resources.add_argument(
         "--max-parallel",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         metavar="M",
         help="array tasks running at once (default %(default)s)",

@@ -15,26 +15,22 @@ from aslmig.atlas.templates import (
     resolve_template,
     templateflow_home,
 )
-from aslmig.cli.parser import UsageError
+from aslmig.cli.parser import CommandParser, UsageError
 from aslmig.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 ROLES_SHOWN = ("t1w", "brain_mask", "gm", "wm", "csf")
 
 
-class _TemplatesParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # noqa: D102 - argparse hook
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
 
 def build_templates_parser() -> argparse.ArgumentParser:
     """Return the parser of ``aslmig templates``."""
-    parser = _TemplatesParser(
+    parser = CommandParser(
         prog="aslmig templates",
         description="Cache TemplateFlow templates for offline runs, or show which templates "
         "aslmig would use.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_TemplatesParser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     fetch = commands.add_parser(
         "fetch",
         help=f"download the {DEFAULT_SPACE} files aslmig needs (needs the network)",

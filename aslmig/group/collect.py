@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aslmig.bids.entities import LABEL_CHARACTERS
 from aslmig.errors import InputError, quote
 
 #: Measures the group level models.
@@ -49,7 +50,7 @@ REQUIRED_COLUMNS = (
 )
 #: Columns of the long table of values.
 VALUE_COLUMNS = ("subject", "session", "roi", "hemisphere", "measure", "value", "n_runs")
-_ENTITY = re.compile(r"^([a-z]+)-([A-Za-z0-9]+)$")
+_ENTITY = re.compile(rf"([a-z]+)-({LABEL_CHARACTERS})")
 _RUN_ENTITIES = {"sub", "ses", "acq", "rec", "dir", "run", "space", "atlas"}
 
 
@@ -102,7 +103,7 @@ def parse_table_name(relative: str, atlas: str) -> RoiTable | None:
         return None
     entities: dict[str, str] = {}
     for part in parts:
-        match = _ENTITY.match(part)
+        match = _ENTITY.fullmatch(part)
         if match is None or match.group(1) not in _RUN_ENTITIES:
             return None  # e.g. desc-qc, or a name we do not know
         entities[match.group(1)] = match.group(2)

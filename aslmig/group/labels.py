@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from aslmig.bids.entities import is_label
 from aslmig.errors import InputError, quote
 
 #: Default group levels: canonical name -> accepted spellings (case-insensitive).
@@ -58,7 +59,6 @@ UNIT_COLUMNS = (
     "site",
     "aura_side",
 )
-_LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -152,14 +152,14 @@ class Labels:
 
 
 def _unit_name(subject: str, session: str) -> str:
-    name = f"sub-{subject}" if _LABEL.match(subject) else f"sub-{quote(subject)}"
+    name = f"sub-{subject}" if is_label(subject) else f"sub-{quote(subject)}"
     if session:
-        name += f" ses-{session}" if _LABEL.match(session) else f" ses-{quote(session)}"
+        name += f" ses-{session}" if is_label(session) else f" ses-{quote(session)}"
     return name
 
 
 def _safe(label: str) -> str:
-    return label if not label or _LABEL.match(label) else quote(label)
+    return label if not label or is_label(label) else quote(label)
 
 
 def read_tsv(path: Path) -> pd.DataFrame:
@@ -298,7 +298,7 @@ def _participant_row(
     source = str(path)
     identifier = record["participant_id"]
     subject = identifier[4:] if identifier.startswith("sub-") else identifier
-    if not identifier.startswith("sub-") or not _LABEL.match(subject):
+    if not identifier.startswith("sub-") or not is_label(subject):
         problem = Problem(
             source,
             subject,
@@ -422,7 +422,7 @@ def _session_row(
 ) -> tuple[dict | None, list[Problem]]:
     identifier = record["session_id"]
     session = identifier[4:] if identifier.startswith("ses-") else identifier
-    if not identifier.startswith("ses-") or not _LABEL.match(session):
+    if not identifier.startswith("ses-") or not is_label(session):
         text = f"session_id {quote(identifier)} is not 'ses-<alphanumeric label>'"
         return None, [Problem(str(path), subject, "", "session_id", text)]
     problems: list[Problem] = []

@@ -33,12 +33,13 @@ Example (the defaults)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from aslmig.errors import InputError, quote
 from aslmig.group.collect import MEASURES
@@ -53,7 +54,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 MODEL_KINDS = ("ancova", "within", "interaction", "one_sample")
 #: Covariates an ANCOVA can adjust for (their columns are named in ``[labels]``).
 COVARIATES = ("age", "sex")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def _levels(source, name: str, value: Any) -> dict[str, tuple[str, ...]]:
     levels: dict[str, tuple[str, ...]] = {}
     seen: dict[str, str] = {}
     for level, spellings in value.items():
-        if not _NAME.match(level):
+        if not _NAME.fullmatch(level):
             raise InputError(
                 source,
                 f"{name}: level {quote(level)} is not a plain name",
@@ -348,7 +349,7 @@ def _model(source, index: int, values: Any, labels: LabelSpec) -> ModelSpec:
         )
     _known(source, f"model {index}", values, _MODEL_KEYS[kind])
     name = values.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InputError(
             source,
             f"{where}: name is {quote(name)}",
@@ -438,35 +439,19 @@ def spec_to_toml(spec: GroupSpec) -> str:
     Returns
     -------
     str
-        TOML text.
+        TOML text (written with ``tomli-w``).
     """
-    lines = ["# aslmig group model file (resolved: every default written out)", "[labels]"]
-    labels = dataclasses.asdict(spec.labels)
-    for key, value in labels.items():
-        if key not in ("groups", "phases"):
-            lines.append(f"{key} = {_toml(value)}")
-    for key in ("groups", "phases"):
-        lines.append(f"\n[labels.{key}]")
-        lines.extend(f"{level} = {_toml(list(names))}" for level, names in labels[key].items())
-    lines.append("\n[inputs]")
-    lines.extend(
-        f"{key} = {_toml(value)}" for key, value in dataclasses.asdict(spec.inputs).items()
-    )
+    models = []
     for model in spec.models:
-        lines.append("\n[[model]]")
-        for key in ("name", "kind", *sorted(_MODEL_KEYS[model.kind] - {"name", "kind"})):
-            value = getattr(model, key)
-            if key == "measures" and not value:
-                continue
-            lines.append(f"{key} = {_toml(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
-    return json.dumps(str(value))
+        keys = ("name", "kind", *sorted(_MODEL_KEYS[model.kind] - {"name", "kind"}))
+        entry = {key: getattr(model, key) for key in keys}
+        if not entry.get("measures", True):
+            del entry["measures"]
+        models.append(entry)
+    document = {
+        "labels": dataclasses.asdict(spec.labels),
+        "inputs": dataclasses.asdict(spec.inputs),
+        "model": models,
+    }
+    header = "# aslmig group model file (resolved: every default written out)\n"
+    return header + tomli_w.dumps(document)

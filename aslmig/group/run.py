@@ -21,6 +21,7 @@ import pandas as pd
 
 from aslmig.__about__ import __version__
 from aslmig.bids.derivatives import atomic_write, write_sidecar
+from aslmig.bids.entities import is_label
 from aslmig.errors import InputError, quote
 from aslmig.group.collect import (
     MEASURES,
@@ -58,7 +59,7 @@ VALUE_TABLE_COLUMNS = (
 #: Columns of ``exclusions.tsv``.
 EXCLUSION_COLUMNS = ("subject", "session", "stage", "reason")
 _INTEGER_COLUMNS = {"n_a", "n_b", "n_obs", "df_num", "df", "n_runs"}
-_GROUP_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_GROUP_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 FLOAT_FORMAT = ".8g"
 
 
@@ -85,7 +86,7 @@ class GroupResult:
 
 def group_dir(output_dir: Path, label: str) -> Path:
     """Return ``OUTPUT_DIR/group/<label>`` after checking the label."""
-    if not _GROUP_LABEL.match(label):
+    if not _GROUP_LABEL.fullmatch(label):
         raise InputError(
             "--group-label",
             f"{quote(label)} is not a plain name",
@@ -109,7 +110,7 @@ def run_group(config) -> int:
     """
     settings = config.group
     destination = group_dir(Path(config.output_dir), settings.label)
-    if not re.fullmatch(r"[A-Za-z0-9]+", settings.atlas):
+    if not is_label(settings.atlas):
         raise InputError(
             "--group-atlas",
             f"{quote(settings.atlas)} is not an atlas name",

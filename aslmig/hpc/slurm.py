@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aslmig.bids.entities import is_label
 from aslmig.errors import InputError, quote
 
 PARTICIPANTS_FILE = "participants.txt"
@@ -22,11 +23,10 @@ GROUP_SCRIPT = "aslmig_group.sbatch"
 SUBMIT_SCRIPT = "submit.sh"
 LOG_DIR = "logs"
 
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9]+$")
 #: Partition and account names as SLURM allows them (no spaces, quotes or shell syntax).
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.+-]{1,64}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 #: ``[D-]HH:MM:SS`` (other SLURM time forms are refused to keep the check simple).
-TIME_PATTERN = re.compile(r"^(?:(\d{1,3})-)?(\d{1,3}):([0-5]\d):([0-5]\d)$")
+TIME_PATTERN = re.compile(r"(?:(\d{1,3})-)?(\d{1,3}):([0-5]\d):([0-5]\d)")
 #: Options the generated scripts set themselves, refused in ``--extra-args``/``--group-args``.
 RESERVED_OPTIONS = (
     "--participant-label",
@@ -131,7 +131,7 @@ def split_args(text: str | None, option: str) -> tuple[str, ...]:
 
 def check_label(label: str) -> str:
     """Return ``label`` when it is a bare BIDS label (letters and digits)."""
-    if not LABEL_PATTERN.match(label):
+    if not is_label(label):
         raise InputError("participants", f"{quote(label)} is not a BIDS label")
     return label
 
@@ -158,12 +158,12 @@ def _check_resources(options: SlurmOptions) -> None:
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(name, f"{quote(value)} is not a positive whole number")
-    if not TIME_PATTERN.match(options.time):
+    if not TIME_PATTERN.fullmatch(options.time):
         raise InputError(
             "--time", f"{quote(options.time)} is not a time limit", "use HH:MM:SS or D-HH:MM:SS"
         )
     for name, value in (("--partition", options.partition), ("--account", options.account)):
-        if value is not None and not NAME_PATTERN.match(value):
+        if value is not None and not NAME_PATTERN.fullmatch(value):
             raise InputError(
                 name, f"{quote(value)} is not a SLURM name", "use letters, digits and _ . + -"
             )

@@ -12,9 +12,9 @@ import numpy as np
 
 from aslmig.__about__ import __version__
 from aslmig.atlas.templates import TemplateFiles
-from aslmig.bids.constants import constants_for
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
+from aslmig.workflows.constants import constants_for
 
 MOTION_CORRECTION = (
     "rigid-body, each volume type realigned to its own mean, then the type means to each other"

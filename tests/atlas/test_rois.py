@@ -240,6 +240,7 @@ def test_user_atlas_errors(template, tmp_path, mutate, message):
         ("name\tx\ty\tz\tradius_mm\tspace\na\t0\t0\t0\t4\tMNI305\n", "column 'space' has"),
         ("name\tx\ty\tz\tradius_mm\tspace\na\t500\t0\t0\t4\t{space}\n", "holds no voxel"),
         ("name\tx\ty\tz\tradius_mm\tspace\n", "lists no sphere"),
+        ('name\tx\ty\tz\tradius_mm\tspace\n"occ\n"\t0\t0\t0\t4\t{space}\n', "column 'name'"),
     ],
 )
 def test_sphere_errors(template, tmp_path, content, message):

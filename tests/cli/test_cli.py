@@ -236,8 +236,8 @@ def test_dry_run_piped_into_head_is_quiet(example, tmp_path):
 
 @pytest.mark.parametrize(
     ("plugin", "graph"),
-    [("SLURMGraph", True), ("SGEGraph", True), ("PBSGraph", True), ("CondorDAGMan", True),
-     ("SLURM", False), ("MultiProc", False), ("Linear", False)],
+    [("SLURMGraph", True), ("SGEGraph", True), ("SLURM", False), ("SGE", False), ("PBS", False),
+     ("LSF", False), ("MultiProc", False), ("Linear", False)],
 )  # fmt: skip
 def test_graph_plugins_are_recognised(plugin, graph):
     """Graph plugins return once the jobs are queued: aslmig must not say 'finished'."""

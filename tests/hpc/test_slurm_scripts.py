@@ -186,6 +186,9 @@ def test_hostile_path_stays_one_word(tmp_path):
         ({"time": "forever"}, "--time"),
         ({"time": "1:00; rm"}, "--time"),
         ({"partition": "a b"}, "--partition"),
+        ({"partition": "short\n#SBATCH --uid=0"}, "--partition"),
+        ({"partition": "short\n"}, "--partition"),
+        ({"time": "1:00:00\n"}, "--time"),
         ({"account": "x\n#SBATCH --uid=0"}, "--account"),
         ({"cpus_per_task": 0}, "--cpus-per-task"),
         ({"mem_gb": -1}, "--mem-gb"),
@@ -204,7 +207,7 @@ def test_bad_options_are_refused(tmp_path, changes, option):
     assert not (tmp_path / "scripts").exists()
 
 
-@pytest.mark.parametrize("label", ["a b", "x;y", "sub-01", "", "a\nb"])
+@pytest.mark.parametrize("label", ["a b", "x;y", "sub-01", "", "a\nb", "01\n"])
 def test_bad_labels_are_refused(tmp_path, label):
     with pytest.raises(InputError):
         render_scripts(_options(tmp_path), [*LABELS, label])
