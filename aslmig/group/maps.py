@@ -27,8 +27,9 @@ from aslmig.group.voxelwise import (
     territory_overlay,
     write_voxelwise,
 )
-from aslmig.reports.figures import canonical_volume, colorbar
 from aslmig.reports.group import MapFigure
+from aslmig.reports.mosaics import canonical_volume
+from aslmig.reports.svg import colorbar
 
 CONTROL_GROUP = "HC"
 PATIENT_GROUPS = ("MwA", "MwoA")

@@ -1152,7 +1152,7 @@ def territory_overlay(
     Parameters
     ----------
     zmap : array_like, 3-D
-        The z map, RAS+ voxel order (see :mod:`aslmig.reports.figures`).
+        The z map, RAS+ voxel order (see :mod:`aslmig.reports.mosaics`).
     labels : array_like of int, 3-D
         Integer label image on the same grid (e.g. vascular territories); 0 is background.
         At most 255 distinct non-zero labels.
@@ -1161,7 +1161,7 @@ def territory_overlay(
     mask : array_like of bool, optional
         Voxels shown (default: the finite voxels of the z map).
     n_slices, axis, slices, ncols, zoom, annotate
-        As in :func:`aslmig.reports.figures.mosaic`.
+        As in :func:`aslmig.reports.mosaics.mosaic`.
     color : tuple of int, optional
         Outline colour.
 
@@ -1170,7 +1170,7 @@ def territory_overlay(
     ndarray of uint8, shape (H, W, 3)
         The mosaic; each label's in-plane inner boundary is drawn one pixel wide.
     """
-    from aslmig.reports.figures import mosaic, select_slices
+    from aslmig.reports.mosaics import mosaic, select_slices
 
     z = np.asarray(zmap, dtype=float)
     codes = _label_codes(labels, z.shape)

@@ -22,7 +22,7 @@ from nipype.interfaces.base import (
 from aslmig.bids.derivatives import atomic_write
 from aslmig.interfaces.qc import qc_warnings
 from aslmig.reports import RunReport, colorbar, edge_overlay, line_plot_svg, methods_text, mosaic
-from aslmig.reports.figures import canonical_volume
+from aslmig.reports.mosaics import canonical_volume
 from aslmig.reports.participant import build_participant_html
 
 CBF_RANGE = (0.0, 100.0)

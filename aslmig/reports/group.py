@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from aslmig.bids.derivatives import atomic_write
-from aslmig.reports.svg import check_svg
-from aslmig.reports.svgplots import (
+from aslmig.reports.svg import (
     ForestRow,
     box_strip_svg,
+    check_svg,
     forest_svg,
     format_number,
     paired_lines_svg,
@@ -76,12 +76,12 @@ class MapFigure:
     title : str
         Heading (escaped).
     image : ndarray of uint8, shape (H, W, 3)
-        The mosaic, e.g. from :func:`aslmig.reports.figures.mosaic` or
+        The mosaic, e.g. from :func:`aslmig.reports.mosaics.mosaic` or
         :func:`aslmig.group.voxelwise.territory_overlay`.
     caption : str
         Caption (escaped), e.g. thresholds and orientation.
     colorbar : str, optional
-        Colour bar SVG (:func:`aslmig.reports.figures.colorbar`).
+        Colour bar SVG (:func:`aslmig.reports.svg.colorbar`).
     """
 
     title: str

@@ -39,18 +39,18 @@ class RunReport:
     name : str
         Run label shown as the section title (e.g. ``"ses-1_run-1"``); escaped.
     cbf_mosaic : ndarray of uint8, shape (H, W, 3)
-        CBF mosaic (:func:`aslmig.reports.figures.mosaic`).
+        CBF mosaic (:func:`aslmig.reports.mosaics.mosaic`).
     cbf_colorbar : str
-        Its colour bar, SVG (:func:`aslmig.reports.figures.colorbar`).
+        Its colour bar, SVG (:func:`aslmig.reports.svg.colorbar`).
     att_mosaic : ndarray of uint8, optional
         ATT mosaic (multi-delay data).
     att_colorbar : str, optional
         Its colour bar, SVG.
     registration : Mapping[str, ndarray]
-        Caption -> overlay RGB (:func:`aslmig.reports.figures.edge_overlay`), e.g.
+        Caption -> overlay RGB (:func:`aslmig.reports.mosaics.edge_overlay`), e.g.
         ``{"ASL reference edges on T1w": ..., "T1w edges on MNI152NLin2009cAsym": ...}``.
     motion_svgs : tuple of str
-        Motion plots, SVG (:func:`aslmig.reports.figures.line_plot_svg`), e.g. the six
+        Motion plots, SVG (:func:`aslmig.reports.svg.line_plot_svg`), e.g. the six
         motion parameters and the framewise displacement.
     qc : Mapping[str, Any]
         Metric name -> value, or -> ``(value, unit)``.

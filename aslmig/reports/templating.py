@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from typing import Any
 
 import jinja2
@@ -23,28 +22,10 @@ from markupsafe import Markup
 
 from aslmig.__about__ import __version__
 from aslmig.reports.png import data_uri, encode_png
-from aslmig.reports.svg import check_svg
+from aslmig.reports.svg import check_svg, visible_text
 
 #: Forbids scripts and every load that is not the file itself or a data: image.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def visible_text(value: object) -> str:
-    r"""Return ``str(value)`` with control characters shown as ``\xNN`` (not escaped).
-
-    Parameters
-    ----------
-    value : object
-        Any value; ``None`` becomes ``"n/a"``.
-
-    Returns
-    -------
-    str
-        Text that can be placed in HTML or XML once escaped.
-    """
-    text = "n/a" if value is None else str(value)
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _finalize(value: Any) -> Any:

@@ -10,18 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aslmig.reports.figures import colorbar
 from aslmig.reports.group import (
     STATISTICS_COLUMNS,
     MapFigure,
     build_group_html,
     write_group_report,
 )
-from aslmig.reports.svg import check_svg
-from aslmig.reports.svgplots import (
+from aslmig.reports.svg import (
     ForestRow,
     box_strip_svg,
-    clean_text,
+    check_svg,
+    colorbar,
+    escape_text,
     forest_svg,
     jitter,
     paired_lines_svg,
@@ -248,4 +248,4 @@ def test_svg_plots_are_safe_and_deterministic():
     assert check_svg(forest).count('class="forest-row"') == 2 and "n/a" in forest
     offsets = jitter(100)
     assert np.all((offsets >= -0.5) & (offsets < 0.5)) and np.unique(offsets).size == 100
-    assert clean_text("\x1b[0m<b>") == "\\x1b[0m&lt;b&gt;"
+    assert escape_text("\x1b[0m<b>") == "\\x1b[0m&lt;b&gt;"

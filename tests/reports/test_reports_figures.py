@@ -5,21 +5,18 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from aslmig.reports.figures import (
-    BACKGROUND,
-    COLORMAPS,
+from aslmig.reports.colormaps import BACKGROUND, COLORMAPS, apply_cmap
+from aslmig.reports.mosaics import (
     EDGE_COLOR,
     TILE_GAP,
-    apply_cmap,
     canonical_volume,
-    colorbar,
     edge_overlay,
-    line_plot_svg,
     mosaic,
-    nice_ticks,
+    orientation_letter,
     pixel_factors,
     select_slices,
 )
+from aslmig.reports.svg import check_svg, colorbar, line_plot_svg, nice_ticks
 
 HOSTILE = "<script>alert(1)</script> \"onload=x '&"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -163,6 +160,15 @@ def test_annotation_writes_only_into_the_first_tile_corners():
     assert changed[:, 0].min() > 64 and changed[:, 1].max() < 128  # lower half of tile 1
 
 
+def test_orientation_letters_are_drawn_from_a_font():
+    letter_l, letter_r = orientation_letter("L", 14), orientation_letter("R", 14)
+    for letter in (letter_l, letter_r):
+        assert abs(letter.shape[0] - 14) <= 1 and letter.min() >= 0 and letter.max() <= 1
+    assert letter_l[:, 0].min() > 0.9 and letter_l[-1].min() > 0.9  # stem and foot of an L
+    middle = letter_r.shape[1] // 2
+    assert letter_r[0, 0] > 0.9 and letter_r[-1, -1] > 0.5 and letter_r[-1, middle] < 0.1
+
+
 def test_select_slices():
     volume = np.zeros((5, 5, 40))
     volume[:, :, 10:30] = 1
@@ -291,3 +297,11 @@ def test_nice_ticks():
     assert nice_ticks(0, 100, 5) == [0, 20, 40, 60, 80, 100]
     assert nice_ticks(0.0, 1.0, 4) == [0, 0.25, 0.5, 0.75, 1.0]
     assert nice_ticks(-0.3, 0.3, 4) == pytest.approx([-0.2, 0.0, 0.2])
+
+
+def test_control_characters_in_plot_text_keep_the_svg_valid():
+    plot = line_plot_svg({"a\x1b[31m": [1.0, 2.0]}, title="t\x07", ylabel="y\x00")
+    bar = colorbar(0, 1, label="c\x1b")
+    for svg in (plot, bar):
+        assert check_svg(svg) and "\x1b" not in svg and "\x00" not in svg
+    assert "a\\x1b[31m" in plot and "t\\x07" in plot and "c\\x1b" in bar

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from aslmig.reports.boilerplate import methods_text
-from aslmig.reports.figures import colorbar, edge_overlay, line_plot_svg, mosaic
+from aslmig.reports.mosaics import edge_overlay, mosaic
 from aslmig.reports.participant import (
     RunReport,
     build_participant_html,
     render_participant_report,
 )
-from aslmig.reports.svg import check_svg
+from aslmig.reports.svg import check_svg, colorbar, line_plot_svg
 from aslmig.reports.templating import render
 
 HOSTILE = "<script>alert(1)</script>"
