@@ -1,4 +1,4 @@
-"""Rigid-body registration and resampling of small 3D volumes (numpy/scipy only).
+"""Rigid-body registration and resampling of small 3D volumes (numpy/scipy; nibabel for FWHM).
 
 Conventions
 -----------
@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from nibabel.processing import fwhm2sigma
 from scipy import ndimage
 
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 #: Default smoothing (FWHM, mm) of the coarse-to-fine levels of :func:`register_rigid`.
 DEFAULT_LEVELS_MM = (6.0, 0.0)
 #: Stop when an update moves no point within 50 mm of the centre by more than this (mm).
@@ -145,7 +145,7 @@ def smooth(image: np.ndarray, fwhm_mm: float, affine: np.ndarray) -> np.ndarray:
     if fwhm_mm <= 0:
         return image
     voxel = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)
-    return ndimage.gaussian_filter(image, fwhm_mm * _FWHM_TO_SIGMA / voxel, mode="nearest")
+    return ndimage.gaussian_filter(image, fwhm2sigma(fwhm_mm) / voxel, mode="nearest")
 
 
 def spline_coefficients(image: np.ndarray) -> np.ndarray:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,69 @@ ENTITY_ORDER = (
 )
 _KNOWN_ENTITIES = {name for name, _ in ENTITY_ORDER}
 NON_STANDARD_SUFFIXES = ("cbf", "att")
+#: Folder of OUTPUT_DIR with the atlases built for the run's template.
+ATLAS_DIR = "atlases"
+#: Folder of OUTPUT_DIR with the group-level results, one folder per ``--group-label``.
+GROUP_DIR = "group"
+#: Folder of OUTPUT_DIR with the resolved configurations and the crash files.
+LOGS_DIR = "logs"
 #: Folders of OUTPUT_DIR that are not BIDS: built atlases and group-level results.
-NON_BIDS_FOLDERS = ("atlases/", "group/")
+NON_BIDS_FOLDERS = (f"{ATLAS_DIR}/", f"{GROUP_DIR}/")
+#: File name of the group report in its group folder.
+GROUP_REPORT_NAME = "report.html"
+#: Columns of ``group/<label>/roi_statistics.tsv``, in order: one row per model x test x
+#: contrast x measure x ROI (:mod:`aslmig.group.models`), read by the group report.
+ROI_STATISTICS_COLUMNS = (
+    "model",
+    "test",
+    "contrast",
+    "measure",
+    "roi",
+    "family",
+    "formula",
+    "group_a",
+    "group_b",
+    "n_a",
+    "n_b",
+    "n_obs",
+    "mean_a",
+    "sd_a",
+    "mean_b",
+    "sd_b",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "hedges_g",
+    "g_ci_low",
+    "g_ci_high",
+    "statistic_name",
+    "statistic",
+    "df_num",
+    "df",
+    "p",
+    "q",
+    "note",
+)
+#: Columns of ``group/<label>/roi_values.tsv``, in order: the long table that was modelled,
+#: one row per subject x session x ROI x measure (:mod:`aslmig.group.run`).
+ROI_VALUES_COLUMNS = (
+    "subject",
+    "session",
+    "group",
+    "phase",
+    "phase_source",
+    "age",
+    "sex",
+    "site",
+    "aura_side",
+    "roi",
+    "hemisphere",
+    "measure",
+    "orientation",
+    "value",
+    "n_runs",
+)
 PIPELINE_NAME = "aslmig"
 
 
@@ -92,6 +154,50 @@ def output_path(
     if entities.get("session"):
         folder /= f"ses-{entities['session']}"
     return folder / datatype / filename
+
+
+def unit_name(subject: str, session: str | None = None) -> str:
+    """Return the name of a subject's session in tables and file names: ``sub-X[_ses-Y]``.
+
+    Parameters
+    ----------
+    subject : str
+        Subject label, without ``sub-``.
+    session : str, optional
+        Session label, without ``ses-``; ``None``, ``""`` or ``"n/a"`` for data without
+        sessions.
+    """
+    name = f"sub-{subject}"
+    return name if session in (None, "", "n/a") else f"{name}_ses-{session}"
+
+
+def participant_report_path(output_dir: Path | str, subject: str) -> Path:
+    """Return ``OUTPUT_DIR/sub-X.html``, the participant report."""
+    return Path(output_dir) / f"{unit_name(subject)}.html"
+
+
+def group_level_dir(output_dir: Path | str, label: str) -> Path:
+    """Return ``OUTPUT_DIR/group/<label>``, the folder of one group-level analysis."""
+    return Path(output_dir) / GROUP_DIR / label
+
+
+def crash_dir(output_dir: Path | str) -> Path:
+    """Return ``OUTPUT_DIR/logs/crash``, where nipype writes its crash files."""
+    return Path(output_dir) / LOGS_DIR / "crash"
+
+
+def config_log_path(
+    output_dir: Path | str, analysis_level: str, participant_labels: Sequence[str] = ()
+) -> Path:
+    """Return where the resolved configuration of an invocation is saved (one per label set).
+
+    ``OUTPUT_DIR/logs/config_<level>_<sub-A_sub-B | all>.toml``; a long label list is replaced
+    by ``many-<sha1 prefix>``.
+    """
+    labels = "_".join(unit_name(label) for label in participant_labels) or "all"
+    if len(labels) > 80:
+        labels = "many-" + hashlib.sha1(labels.encode()).hexdigest()[:10]
+    return Path(output_dir) / LOGS_DIR / f"config_{analysis_level}_{labels}.toml"
 
 
 def sidecar_path(image_path: Path) -> Path:

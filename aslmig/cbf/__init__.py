@@ -1,6 +1,7 @@
 """Physics core of aslmig: ASL CBF quantification as pure numpy/scipy functions.
 
-Arrays in, arrays out; no I/O, no nipype, nothing else from the aslmig package. Times are in
+Arrays in, arrays out; no I/O, no nipype, nothing else from the aslmig package (nibabel only
+for its FWHM-to-sigma conversion). Times are in
 seconds, CBF in mL/100 g/min, and the volume axis of every series is the last axis.
 The equations, constants and references are in ``docs/methods.md``.
 """

@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from nibabel.processing import fwhm2sigma
 from scipy import ndimage
 
 M0_TYPES = ("Separate", "Included", "Estimate", "Absent")
 TR_CORRECTION_MODES = ("auto", "always", "never")
 #: With "auto", M0 volumes with RepetitionTimePreparation below this (s) are TR-corrected.
 LONG_TR_THRESHOLD_S = 5.0
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 BASIL_DEFAULTS = (
     "Chappell MA, MacIntosh BJ, Okell TW. Introduction to Perfusion Quantification using "
@@ -154,7 +154,7 @@ def smooth_m0(
     voxel = np.asarray(voxel_size_mm, float)
     if voxel.size != m0.ndim or np.any(voxel <= 0):
         raise ValueError(f"voxel_size_mm={voxel_size_mm!r} needs one positive size per axis")
-    sigma = fwhm_mm * _FWHM_TO_SIGMA / voxel
+    sigma = fwhm2sigma(fwhm_mm) / voxel
     if mask is None:
         return ndimage.gaussian_filter(m0, sigma, mode="nearest")
     weights = np.asarray(mask, float)

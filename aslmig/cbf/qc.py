@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from nibabel.processing import fwhm2sigma
 from scipy import ndimage
 
 DEFAULT_TISSUE_THRESHOLD = 0.7
@@ -30,7 +31,6 @@ QEI_NEGATIVE_GM = (2.8478, 0.5196)
 QEI_STRUCTURE = (3.0126, 2.4419)
 #: Pseudo-CBF map: GM perfusion taken as 2.5 times WM perfusion.
 PSEUDO_CBF_GM_WEIGHT = 2.5
-_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def tissue_mask(tissue: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD) -> np.ndarray:
@@ -203,7 +203,7 @@ def quality_evaluation_index(
     if smoothing_fwhm_mm:
         if voxel_size_mm is None:
             raise ValueError("QEI smoothing needs voxel_size_mm")
-        sigma = smoothing_fwhm_mm * _FWHM_TO_SIGMA / np.asarray(voxel_size_mm, float)
+        sigma = fwhm2sigma(smoothing_fwhm_mm) / np.asarray(voxel_size_mm, float)
         cbf = ndimage.gaussian_filter(np.nan_to_num(cbf), sigma)
     p_gm, p_wm = np.asarray(gm, float), np.asarray(wm, float)
     pseudo = PSEUDO_CBF_GM_WEIGHT * p_gm + p_wm

@@ -12,6 +12,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from aslmig.bids.derivatives import participant_report_path
 from aslmig.cli.parser import CommandParser
 from aslmig.errors import InputError
 
@@ -110,6 +111,6 @@ def demo(argv: list[str]) -> int:
         return status
     status = main([*arguments, "group"])
     if status == 0:
-        for report in sorted(output_dir.glob("sub-*.html")):
+        for report in sorted(output_dir.glob(participant_report_path(output_dir, "*").name)):
             print(f"Participant report: {report}")
     return status

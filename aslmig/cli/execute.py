@@ -12,7 +12,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from aslmig.bids.derivatives import atomic_write, init_derivatives
+from aslmig.bids.derivatives import (
+    atomic_write,
+    config_log_path,
+    crash_dir,
+    init_derivatives,
+)
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig, to_toml
 from aslmig.errors import InputError
@@ -24,14 +29,6 @@ def default_work_dir(output_dir: str) -> Path:
     """Return a work directory outside OUTPUT_DIR that stays the same for reruns of one output."""
     digest = hashlib.sha1(str(Path(output_dir).resolve()).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"aslmig-work-{digest}"
-
-
-def config_log_path(config: RunConfig) -> Path:
-    """Where the resolved configuration of this invocation is saved (one per label set)."""
-    labels = "_".join(f"sub-{label}" for label in config.participant_labels or ()) or "all"
-    if len(labels) > 80:
-        labels = "many-" + hashlib.sha1(labels.encode()).hexdigest()[:10]
-    return Path(config.output_dir) / "logs" / f"config_{config.analysis_level}_{labels}.toml"
 
 
 class Progress:
@@ -63,10 +60,9 @@ class Progress:
 
 
 def _nipype_settings(config: RunConfig, work_dir: Path) -> dict[str, dict[str, Any]]:
-    crash_dir = Path(config.output_dir) / "logs" / "crash"
     return {
         "execution": {
-            "crashdump_dir": str(crash_dir),
+            "crashdump_dir": str(crash_dir(config.output_dir)),
             "crashfile_format": "txt",
             "stop_on_first_crash": config.execution.stop_on_first_crash,
             "remove_unnecessary_outputs": False,
@@ -169,9 +165,8 @@ def _plugin(config: RunConfig, progress: Progress) -> tuple[str, dict[str, Any]]
 
 def summarise_crashes(output_dir: Path, since: float) -> list[str]:
     """One line per crash file written during this run (node and the error's last line)."""
-    crash_dir = Path(output_dir) / "logs" / "crash"
     lines = []
-    for crash in sorted(crash_dir.glob("crash-*.txt")):
+    for crash in sorted(crash_dir(output_dir).glob("crash-*.txt")):
         if crash.stat().st_mtime < since:
             continue
         text = crash.read_text(errors="replace").strip().splitlines()
@@ -207,7 +202,9 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
     check_scheduler(config.execution.plugin)
     output_dir = Path(config.output_dir)
     init_derivatives(output_dir, Path(config.bids_dir))
-    log_path = config_log_path(config)
+    log_path = config_log_path(
+        config.output_dir, config.analysis_level, config.participant_labels or ()
+    )
     atomic_write(log_path, lambda temporary: temporary.write_text(to_toml(config)))
     work_dir = Path(config.execution.work_dir or default_work_dir(config.output_dir))
     work_dir.mkdir(parents=True, exist_ok=True)

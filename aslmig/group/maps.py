@@ -17,7 +17,7 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 
-from aslmig.bids.derivatives import atomic_write, write_json
+from aslmig.bids.derivatives import atomic_write, unit_name, write_json
 from aslmig.errors import InputError
 from aslmig.group.voxelwise import (
     asymmetry_map,
@@ -265,11 +265,9 @@ def run_patient_maps(
         z = np.where(mask, z, np.nan)
         asymmetry = asymmetry_map(maps.data[index], maps.affine, mask,
                                   midline_tolerance=tolerance)  # fmt: skip
-        name = f"sub-{unit['subject']}" + (
-            "" if unit["session"] == "n/a" else f"_ses-{unit['session']}"
-        )
+        name = unit_name(unit["subject"], unit["session"])
         metadata = {
-            "Controls": [f"sub-{row.subject}_ses-{row.session}" for row in controls.itertuples()],
+            "Controls": [unit_name(row.subject, row.session) for row in controls.itertuples()],
             "AgeAdjusted": bool(use_age),
             "Denominator": "prediction-interval SD (Crawford & Howell 1998)",
             "MidlineToleranceVoxels": tolerance,

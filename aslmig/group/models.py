@@ -1,8 +1,8 @@
-"""ROI-level group statistics (pure pandas/numpy/scipy/statsmodels; no I/O).
+"""ROI-level group statistics (pure pandas/numpy/scipy; no I/O).
 
 Input: a long table with one row per subject x session x ROI x measure and the columns
 ``subject, session, group, phase, age, sex, site, roi, measure, value``. Output: one row per
-model x test x contrast x measure x ROI with the columns of :data:`STAT_COLUMNS`.
+model x test x contrast x measure x ROI with the columns of :data:`ROI_STATISTICS_COLUMNS`.
 
 Model kinds (formulas in ``docs/group.md``)
 -------------------------------------------
@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from aslmig.bids.derivatives import ROI_STATISTICS_COLUMNS
 from aslmig.group.primitives import (
     benjamini_hochberg,
     describe,
@@ -48,39 +49,6 @@ from aslmig.group.primitives import (
     t_summary,
 )
 
-#: Columns of the statistics table, in order.
-STAT_COLUMNS = (
-    "model",
-    "test",
-    "contrast",
-    "measure",
-    "roi",
-    "family",
-    "formula",
-    "group_a",
-    "group_b",
-    "n_a",
-    "n_b",
-    "n_obs",
-    "mean_a",
-    "sd_a",
-    "mean_b",
-    "sd_b",
-    "estimate",
-    "se",
-    "ci_low",
-    "ci_high",
-    "hedges_g",
-    "g_ci_low",
-    "g_ci_high",
-    "statistic_name",
-    "statistic",
-    "df_num",
-    "df",
-    "p",
-    "q",
-    "note",
-)
 _TEXT = {
     "model",
     "test",
@@ -97,7 +65,7 @@ _TEXT = {
 
 
 def _row(**fields) -> dict:
-    row = {column: ("" if column in _TEXT else np.nan) for column in STAT_COLUMNS}
+    row = {column: ("" if column in _TEXT else np.nan) for column in ROI_STATISTICS_COLUMNS}
     row.update(fields)
     return row
 
@@ -589,7 +557,7 @@ def fit_models(specs: Sequence, values: pd.DataFrame, measures: Sequence[str]) -
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`STAT_COLUMNS`, sorted by model (file order), measure, test,
+        Columns :data:`ROI_STATISTICS_COLUMNS`, sorted by model (file order), measure, test,
         contrast and ROI; ``family`` is ``model/measure/test``.
     """
     values = values[np.isfinite(values["value"].to_numpy(float))]
@@ -610,7 +578,7 @@ def fit_models(specs: Sequence, values: pd.DataFrame, measures: Sequence[str]) -
                 row["_order"] = (order, wanted.index(measure), position)
                 rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=list(STAT_COLUMNS))
+        return pd.DataFrame(columns=list(ROI_STATISTICS_COLUMNS))
     table = pd.DataFrame(rows)
     table["_model"] = [key[0] for key in table["_order"]]
     table["_measure"] = [key[1] for key in table["_order"]]
@@ -619,4 +587,4 @@ def fit_models(specs: Sequence, values: pd.DataFrame, measures: Sequence[str]) -
     table["q"] = np.nan
     for _, index in table.groupby("family", sort=False).groups.items():
         table.loc[index, "q"] = benjamini_hochberg(table.loc[index, "p"].to_numpy(float))
-    return table[list(STAT_COLUMNS)].reset_index(drop=True)
+    return table[list(ROI_STATISTICS_COLUMNS)].reset_index(drop=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from aslmig.atlas.migraine import LEVELS
 from aslmig.atlas.rois import shipped_migraine_atlas
 from aslmig.atlas.templates import BUNDLED_SPACE
+from aslmig.bids.derivatives import ATLAS_DIR, GROUP_REPORT_NAME
 from aslmig.group.maps import (
     MapSettings,
     UnitMaps,
@@ -25,7 +26,7 @@ TERRITORY_LEVEL = LEVELS.index("territories")
 def territory_labels(maps: UnitMaps, output_dir: Path) -> np.ndarray | None:
     """Return the MigraineASL territories on the maps' grid (shipped, or built for the run)."""
     candidates = [shipped_migraine_atlas().image] if maps.space == BUNDLED_SPACE else []
-    candidates += sorted((Path(output_dir) / "atlases").glob(
+    candidates += sorted((Path(output_dir) / ATLAS_DIR).glob(
         f"atlas-MigraineASL_space-{maps.space}_*dseg.nii.gz"))  # fmt: skip
     import nibabel as nb
 
@@ -93,7 +94,7 @@ def write_maps_and_report(
         if t_maps or zmaps:
             territories = territory_labels(maps, output_dir)
             figure_list = figures(t_maps, zmaps, maps.affine, territories)
-    report = destination / "report.html"
+    report = destination / GROUP_REPORT_NAME
     write_group_report(
         report,
         title=f"aslmig group report: {destination.name}",

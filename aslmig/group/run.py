@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from aslmig.__about__ import __version__
-from aslmig.bids.derivatives import atomic_write, write_sidecar
+from aslmig.bids.derivatives import (
+    ROI_STATISTICS_COLUMNS,
+    ROI_VALUES_COLUMNS,
+    atomic_write,
+    group_level_dir,
+    unit_name,
+    write_sidecar,
+)
 from aslmig.bids.entities import is_label
 from aslmig.errors import InputError, quote
 from aslmig.group.collect import (
@@ -33,29 +40,11 @@ from aslmig.group.collect import (
 )
 from aslmig.group.labels import Labels, label_units, read_labels, resolve_problems
 from aslmig.group.maps import MapSettings, load_unit_maps
-from aslmig.group.models import STAT_COLUMNS, fit_models
+from aslmig.group.models import fit_models
 from aslmig.group.modelspec import GroupSpec, read_model_file, spec_to_toml
 from aslmig.group.report import write_maps_and_report
 
 LOGGER = logging.getLogger("aslmig.group")
-#: Columns of ``roi_values.tsv``.
-VALUE_TABLE_COLUMNS = (
-    "subject",
-    "session",
-    "group",
-    "phase",
-    "phase_source",
-    "age",
-    "sex",
-    "site",
-    "aura_side",
-    "roi",
-    "hemisphere",
-    "measure",
-    "orientation",
-    "value",
-    "n_runs",
-)
 #: Columns of ``exclusions.tsv``.
 EXCLUSION_COLUMNS = ("subject", "session", "stage", "reason")
 _INTEGER_COLUMNS = {"n_a", "n_b", "n_obs", "df_num", "df", "n_runs"}
@@ -92,7 +81,7 @@ def group_dir(output_dir: Path, label: str) -> Path:
             f"{quote(label)} is not a plain name",
             "use letters, digits, - and _ (e.g. 'default', 'ictal2024')",
         )
-    return Path(output_dir) / "group" / label
+    return group_level_dir(output_dir, label)
 
 
 def run_group(config) -> int:
@@ -205,7 +194,7 @@ def compute_group(
     excluded = resolve_problems(problems, unlabelled).assign(stage="labels")
     absent = _missing_outputs(labels, units, participants, sessions, atlas)
     if missing == "error" and len(absent):
-        shown = ", ".join(_unit(row.subject, row.session) for row in absent.itertuples())
+        shown = ", ".join(unit_name(row.subject, row.session) for row in absent.itertuples())
         raise InputError(
             output_dir,
             f"{len(absent)} labelled unit(s) have no {atlas} ROI table: {shown[:300]}",
@@ -270,10 +259,6 @@ def _units(tables: list[RoiTable]) -> pd.DataFrame:
     return pd.DataFrame(pairs, columns=["subject", "session"])
 
 
-def _unit(subject: str, session: str) -> str:
-    return f"sub-{subject}" + (f"_ses-{session}" if session else "")
-
-
 def _keep(unit_labels: pd.DataFrame, excluded: pd.DataFrame) -> set[tuple[str, str]]:
     whole = set(excluded.loc[excluded["session"] == "", "subject"])
     parts = set(zip(excluded["subject"], excluded["session"], strict=True))
@@ -322,7 +307,7 @@ def _attach_labels(raw: pd.DataFrame, unit_labels: pd.DataFrame, spec: GroupSpec
     order = {measure: index for index, measure in enumerate(MEASURES)}
     values = values.assign(_measure=values["measure"].map(order))
     values = values.sort_values(["subject", "session", "_measure", "roi"], kind="stable")
-    return values[list(VALUE_TABLE_COLUMNS)].reset_index(drop=True)
+    return values[list(ROI_VALUES_COLUMNS)].reset_index(drop=True)
 
 
 def _sources(bids_dir: Path, labels: Labels, checksums: dict[str, str]) -> dict[str, str]:
@@ -342,7 +327,7 @@ def _report(result: GroupResult) -> None:
         "%d unit(s) left out (listed in exclusions.tsv): %s",
         len(result.exclusions),
         "; ".join(
-            f"{_unit(row.subject, row.session)}: {row.reason}"
+            f"{unit_name(row.subject, row.session)}: {row.reason}"
             for row in result.exclusions.head(5).itertuples()
         ),
     )
@@ -394,7 +379,6 @@ def write_tsv(path: Path, table: pd.DataFrame) -> None:
 def software_versions() -> dict[str, str]:
     """Versions of the software that computed the statistics."""
     import scipy
-    import statsmodels
 
     return {
         "aslmig": __version__,
@@ -402,7 +386,6 @@ def software_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "scipy": scipy.__version__,
-        "statsmodels": statsmodels.__version__,
     }
 
 
@@ -448,7 +431,7 @@ def write_group(destination: Path, result: GroupResult) -> None:
         if name == "roi_statistics":
             fields["FDRFamilies"] = families
             fields["FDRMethod"] = "Benjamini-Hochberg (1995) within each family"
-            fields["Columns"] = list(STAT_COLUMNS)
+            fields["Columns"] = list(ROI_STATISTICS_COLUMNS)
         write_sidecar(
             path, list(result.sources), **{k: v for k, v in fields.items() if k != "Sources"}
         )

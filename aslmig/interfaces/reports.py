@@ -19,7 +19,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from aslmig.bids.derivatives import atomic_write
+from aslmig.bids.derivatives import atomic_write, participant_report_path
 from aslmig.interfaces.qc import qc_warnings
 from aslmig.reports import RunReport, colorbar, edge_overlay, line_plot_svg, methods_text, mosaic
 from aslmig.reports.mosaics import canonical_volume
@@ -206,7 +206,7 @@ class ParticipantReport(SimpleInterface):
     def _run_interface(self, runtime):
         runs = [run_report(json.loads(Path(path).read_text())) for path in self.inputs.summaries]
         html = build_participant_html(self.inputs.subject, runs)
-        out_file = Path(self.inputs.output_dir) / f"sub-{self.inputs.subject}.html"
+        out_file = participant_report_path(self.inputs.output_dir, self.inputs.subject)
         atomic_write(out_file, lambda temporary: temporary.write_text(html, encoding="utf-8"))
         self._results["out_file"] = str(out_file)
         return runtime

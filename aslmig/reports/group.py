@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aslmig.bids.derivatives import atomic_write
+from aslmig.bids.derivatives import ROI_STATISTICS_COLUMNS, ROI_VALUES_COLUMNS, atomic_write
 from aslmig.reports.svg import (
     ForestRow,
     box_strip_svg,
@@ -34,37 +34,6 @@ from aslmig.reports.svg import (
     paired_lines_svg,
 )
 from aslmig.reports.templating import render
-
-#: Columns the ``statistics`` table must have (produced by :mod:`aslmig.group.models`).
-STATISTICS_COLUMNS = (
-    "model",
-    "contrast",
-    "measure",
-    "roi",
-    "family",
-    "formula",
-    "group_a",
-    "group_b",
-    "n_a",
-    "n_b",
-    "mean_a",
-    "sd_a",
-    "mean_b",
-    "sd_b",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "hedges_g",
-    "g_ci_low",
-    "g_ci_high",
-    "statistic_name",
-    "statistic",
-    "df",
-    "p",
-    "q",
-)
-#: Columns the long ``values`` table must have (others are ignored).
-VALUES_COLUMNS = ("subject", "session", "group", "phase", "roi", "measure", "value")
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,8 +261,8 @@ def build_group_html(
     paired_phases: tuple[str, str] = ("interictal", "ictal"),
 ) -> str:
     """Return the group report as one HTML string (see :func:`write_group_report`)."""
-    _require(statistics, STATISTICS_COLUMNS, "statistics")
-    _require(values, VALUES_COLUMNS, "values")
+    _require(statistics, ROI_STATISTICS_COLUMNS, "statistics")
+    _require(values, ROI_VALUES_COLUMNS, "values")
     paired = _paired_plots(values, paired_phases)
     sections = [("results", "Results"), ("effects", "Effect sizes")]
     sections.append(("regions", "Regional values by group"))
@@ -336,10 +305,10 @@ def write_group_report(
     title : str
         Page title; escaped.
     statistics : pandas.DataFrame
-        One row per ROI x contrast x measure with the columns :data:`STATISTICS_COLUMNS`;
+        One row per ROI x contrast x measure with the columns :data:`ROI_STATISTICS_COLUMNS`;
         shown in row order in the results table and the forest plot.
     values : pandas.DataFrame
-        Long table with the columns :data:`VALUES_COLUMNS` (others ignored): the box/strip
+        Long table with the columns :data:`ROI_VALUES_COLUMNS` (others ignored): the box/strip
         plots (one per measure and ROI, by group, or by group and phase when a group has
         several phases) and the paired interictal -> ictal lines.
     methods : str

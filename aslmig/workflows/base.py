@@ -11,6 +11,7 @@ from nipype.pipeline import engine as pe
 
 from aslmig.atlas.rois import Atlas, resolve_atlases
 from aslmig.atlas.templates import TemplateFiles, resolve_template
+from aslmig.bids.derivatives import ATLAS_DIR
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
 from aslmig.interfaces.reports import ParticipantReport
@@ -19,7 +20,6 @@ from aslmig.workflows.asl import init_asl_wf
 from aslmig.workflows.outputs import init_anat_outputs_wf
 
 #: Folder of OUTPUT_DIR where atlases built for the run (spheres, other templates) are kept.
-ATLAS_DIR = "atlases"
 
 
 def init_aslmig_wf(config: RunConfig, runs: list[AslRun]) -> pe.Workflow:

@@ -11,9 +11,14 @@ import pytest
 from aslmig import __version__
 from aslmig.bids.derivatives import (
     atomic_write,
+    config_log_path,
+    crash_dir,
+    group_level_dir,
     init_derivatives,
     output_path,
+    participant_report_path,
     sidecar_path,
+    unit_name,
     write_sidecar,
 )
 from aslmig.errors import InputError
@@ -71,6 +76,19 @@ def test_output_path(entities, suffix, extension, expected):
 def test_output_path_refuses_bad_entities(entities):
     with pytest.raises(ValueError):
         output_path(entities, "cbf")
+
+
+def test_names_outside_the_perf_folders(tmp_path):
+    assert unit_name("01") == unit_name("01", "") == unit_name("01", "n/a") == "sub-01"
+    assert unit_name("01", None) == "sub-01" and unit_name("01", "2") == "sub-01_ses-2"
+    assert participant_report_path(tmp_path, "mwa01") == tmp_path / "sub-mwa01.html"
+    assert group_level_dir(str(tmp_path), "ictal") == tmp_path / "group" / "ictal"
+    assert crash_dir(tmp_path) == tmp_path / "logs" / "crash"
+    assert config_log_path(tmp_path, "group") == tmp_path / "logs" / "config_group_all.toml"
+    two = config_log_path(tmp_path, "participant", ("01", "02"))
+    assert two.name == "config_participant_sub-01_sub-02.toml"
+    many = config_log_path(tmp_path, "participant", [f"{n:03d}" for n in range(40)])
+    assert many.name.startswith("config_participant_many-") and len(many.name) < 60
 
 
 def test_sidecar_records_sources_constants_and_version(tmp_path):

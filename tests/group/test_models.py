@@ -10,6 +10,7 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.multitest import multipletests
 
+from aslmig.bids.derivatives import ROI_STATISTICS_COLUMNS
 from aslmig.group import models, primitives
 from aslmig.group.modelspec import ModelSpec, default_models
 
@@ -263,7 +264,7 @@ def long_table(n: int = 10, seed: int = 0, effect: dict | None = None) -> pd.Dat
 
 def test_fit_models_assigns_families_and_q_per_family():
     table = models.fit_models(default_models()[:3], long_table(), ["cbf"])
-    assert list(table.columns) == list(models.STAT_COLUMNS)
+    assert list(table.columns) == list(ROI_STATISTICS_COLUMNS)
     assert set(table["family"]) == {
         "between_group/cbf/ancova",
         "between_group/cbf/ancova_F",

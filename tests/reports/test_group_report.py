@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aslmig.bids.derivatives import ROI_STATISTICS_COLUMNS, ROI_VALUES_COLUMNS
 from aslmig.reports.group import (
-    STATISTICS_COLUMNS,
     MapFigure,
     build_group_html,
     write_group_report,
@@ -66,7 +66,7 @@ def make_statistics(rois):
                     "q": 0.002 if number == 0 else np.nan,
                 }
             )
-    return pd.DataFrame(rows, columns=list(STATISTICS_COLUMNS))
+    return pd.DataFrame(rows, columns=list(ROI_STATISTICS_COLUMNS))
 
 
 def make_values(rois, subjects=("sub-01", "sub-02", "sub-03", "sub-04")):
@@ -89,7 +89,7 @@ def make_values(rois, subjects=("sub-01", "sub-02", "sub-03", "sub-04")):
                         "extra": "ignored",
                     }
                 )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*ROI_VALUES_COLUMNS, "extra"])
 
 
 class Checker(HTMLParser):
@@ -230,9 +230,7 @@ def test_missing_columns_and_bad_figures_are_refused():
 def test_empty_tables():
     document = page(
         statistics=make_statistics(()),
-        values=pd.DataFrame(
-            columns=["subject", "session", "group", "phase", "roi", "measure", "value"]
-        ),
+        values=pd.DataFrame(columns=list(ROI_VALUES_COLUMNS)),
     )
     assert not parse(document).errors
     assert "No statistics." in document
