@@ -34,10 +34,10 @@ from aslmig.atlas.rois import migraine_atlas_files, template_grid, write_atlas  
 from aslmig.atlas.templates import BUNDLED_SPACE, from_bundle  # noqa: E402
 
 TARGET = PROJECT / "aslmig" / "data" / "atlases" / f"atlas-{ATLAS_NAME}"
-TEMPLATE_LICENSE = (
+TEMPLATE_LICENCE = (
     PROJECT / "aslmig" / "data" / "templateflow" / f"tpl-{BUNDLED_SPACE}" / "LICENSE"
 )
-LICENSE_TEXT = """\
+LICENCE_TEXT = """\
 MigraineASL region definitions (aslmig/atlas/migraine.py and the dseg.tsv rules):
 CC0 1.0 Universal, https://creativecommons.org/publicdomain/zero/1.0/
 
@@ -83,7 +83,7 @@ def build(directory: Path) -> list[Path]:
                "brain_mask": template.brain_mask}  # fmt: skip
     description_path.write_text(json.dumps(description(sources), indent=2) + "\n")
     licence = directory / "LICENSE"
-    licence.write_text(LICENSE_TEXT + TEMPLATE_LICENSE.read_text())
+    licence.write_text(LICENCE_TEXT + TEMPLATE_LICENCE.read_text())
     return [image_path, table_path, description_path, licence]
 
 

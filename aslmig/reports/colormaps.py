@@ -52,9 +52,9 @@ BACKGROUND = (0, 0, 0)
 def _build_lut(points: Sequence[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
     """Interpolate colour control points to a read-only ``(LUT_SIZE, 3)`` uint8 table."""
     positions = np.array([p for p, _ in points], dtype=float)
-    colours = np.array([c for _, c in points], dtype=float)
+    colors = np.array([c for _, c in points], dtype=float)
     grid = np.linspace(0.0, 1.0, LUT_SIZE)
-    lut = np.stack([np.interp(grid, positions, colours[:, i]) for i in range(3)], axis=1)
+    lut = np.stack([np.interp(grid, positions, colors[:, i]) for i in range(3)], axis=1)
     lut = np.round(lut).astype(np.uint8)
     lut.setflags(write=False)
     return lut

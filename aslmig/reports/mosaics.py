@@ -270,11 +270,11 @@ def _stamp(canvas: np.ndarray, letter: str, top: int, left: int, height: int) ->
     """Draw a letter in light grey with a dark shadow, in place; return its width."""
     coverage = orientation_letter(letter, height)
     shadow = max(1, height // 7)
-    for offset, colour in ((shadow, (0, 0, 0)), (0, (235, 235, 235))):
+    for offset, color in ((shadow, (0, 0, 0)), (0, (235, 235, 235))):
         region = canvas[top + offset : top + offset + coverage.shape[0],
                         left + offset : left + offset + coverage.shape[1]]  # fmt: skip
         alpha = coverage[: region.shape[0], : region.shape[1], np.newaxis]
-        region[...] = np.round(region * (1 - alpha) + np.array(colour) * alpha).astype(np.uint8)
+        region[...] = np.round(region * (1 - alpha) + np.array(color) * alpha).astype(np.uint8)
     return coverage.shape[1]
 
 

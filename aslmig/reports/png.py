@@ -18,7 +18,7 @@ import numpy as np
 #: The eight bytes every PNG file starts with.
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour type by number of channels (0 greyscale, 2 truecolour, 6 truecolour + alpha).
-_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}
+_COLOR_TYPE = {1: 0, 3: 2, 4: 6}
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -37,7 +37,7 @@ def _as_channels(image: np.ndarray) -> np.ndarray:
         )
     if array.ndim == 2:
         array = array[:, :, np.newaxis]
-    if array.ndim != 3 or array.shape[2] not in _COLOUR_TYPE:
+    if array.ndim != 3 or array.shape[2] not in _COLOR_TYPE:
         raise ValueError(
             f"encode_png needs an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}"
         )
@@ -71,7 +71,7 @@ def encode_png(image: np.ndarray, compress_level: int = 6) -> bytes:
     """
     pixels = _as_channels(image)
     height, width, channels = pixels.shape
-    header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPE[channels], 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPE[channels], 0, 0, 0)
     scanlines = np.zeros((height, 1 + width * channels), dtype=np.uint8)
     scanlines[:, 1:] = pixels.reshape(height, width * channels)  # column 0: filter type 0
     idat = zlib.compress(scanlines.tobytes(), compress_level)

@@ -269,7 +269,7 @@ def _legend(names: list[str], right: float, top: float) -> list[str]:
     x = right
     for number in reversed(range(len(names))):
         label = names[number]
-        colour = PLOT_COLORS[number % len(PLOT_COLORS)]
+        color = PLOT_COLORS[number % len(PLOT_COLORS)]
         text_w = 6.2 * len(label)
         x -= text_w
         out.append(
@@ -277,7 +277,7 @@ def _legend(names: list[str], right: float, top: float) -> list[str]:
         )
         out.append(
             f'<line x1="{_num(x - 18)}" y1="{_num(top - 10)}" x2="{_num(x - 4)}" '
-            f'y2="{_num(top - 10)}" stroke="{colour}" stroke-width="2.5"/>'
+            f'y2="{_num(top - 10)}" stroke="{color}" stroke-width="2.5"/>'
         )
         x -= 30
     return out
@@ -439,17 +439,17 @@ def line_plot_svg(
     if threshold is not None:
         parts.extend(_threshold_line(threshold, threshold_label, left, right, sy))
     for number, values in enumerate(arrays.values()):
-        colour = PLOT_COLORS[number % len(PLOT_COLORS)]
+        color = PLOT_COLORS[number % len(PLOT_COLORS)]
         for xs, ys in _segments(values):
             if xs.size == 1:
                 parts.append(
                     f'<circle cx="{_num(sx(xs[0]))}" cy="{_num(sy(ys[0]))}" r="1.8" '
-                    f'fill="{colour}"/>'
+                    f'fill="{color}"/>'
                 )
                 continue
             points = " ".join(f"{_num(sx(x))},{_num(sy(y))}" for x, y in zip(xs, ys, strict=True))
             parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" '
+                f'<polyline points="{points}" fill="none" stroke="{color}" '
                 'stroke-width="1.4" stroke-linejoin="round"/>'
             )
     if not any(np.isfinite(a).any() for a in arrays.values()):
@@ -494,7 +494,7 @@ def jitter(count: int) -> np.ndarray:
     return np.mod(np.arange(1, count + 1) * _GOLDEN, 1.0) - 0.5
 
 
-def _box_parts(values: np.ndarray, centre: float, half: float, colour: str, sy) -> list[str]:
+def _box_parts(values: np.ndarray, centre: float, half: float, color: str, sy) -> list[str]:
     q1, median, q3 = np.percentile(values, [25, 50, 75])
     iqr = q3 - q1
     inside = values[(values >= q1 - 1.5 * iqr) & (values <= q3 + 1.5 * iqr)]
@@ -502,14 +502,14 @@ def _box_parts(values: np.ndarray, centre: float, half: float, colour: str, sy) 
     x0, x1 = _num(centre - half), _num(centre + half)
     return [
         f'<line x1="{_num(centre)}" y1="{_num(sy(low))}" x2="{_num(centre)}" '
-        f'y2="{_num(sy(q1))}" stroke="{colour}" stroke-width="1"/>',
+        f'y2="{_num(sy(q1))}" stroke="{color}" stroke-width="1"/>',
         f'<line x1="{_num(centre)}" y1="{_num(sy(q3))}" x2="{_num(centre)}" '
-        f'y2="{_num(sy(high))}" stroke="{colour}" stroke-width="1"/>',
+        f'y2="{_num(sy(high))}" stroke="{color}" stroke-width="1"/>',
         f'<rect x="{x0}" y="{_num(sy(q3))}" width="{_num(2 * half)}" '
-        f'height="{_num(max(sy(q1) - sy(q3), 0.5))}" fill="{colour}" fill-opacity="0.15" '
-        f'stroke="{colour}" stroke-width="1.2"/>',
+        f'height="{_num(max(sy(q1) - sy(q3), 0.5))}" fill="{color}" fill-opacity="0.15" '
+        f'stroke="{color}" stroke-width="1.2"/>',
         f'<line x1="{x0}" y1="{_num(sy(median))}" x2="{x1}" y2="{_num(sy(median))}" '
-        f'stroke="{colour}" stroke-width="2"/>',
+        f'stroke="{color}" stroke-width="2"/>',
     ]
 
 
@@ -558,16 +558,16 @@ def box_strip_svg(
     parts.extend(_y_axis(low, high, left, right, sy, target=5))
     slot = (right - left) / max(1, len(names))
     for number, name in enumerate(names):
-        colour = PLOT_COLORS[number % len(PLOT_COLORS)]
+        color = PLOT_COLORS[number % len(PLOT_COLORS)]
         centre, half = left + slot * (number + 0.5), min(30.0, slot * 0.3)
         points = arrays[name]
         values = np.array([v for _, v in points])
         if values.size:
-            parts.extend(_box_parts(values, centre, half, colour, sy))
+            parts.extend(_box_parts(values, centre, half, color, sy))
         for (label, value), offset in zip(points, jitter(len(points)), strict=True):
             parts.append(
                 f'<circle cx="{_num(centre + offset * 1.4 * half)}" cy="{_num(sy(value))}" r="2.6" '
-                f'fill="{colour}" fill-opacity="0.75"><title>{escape_text(label)}: '
+                f'fill="{color}" fill-opacity="0.75"><title>{escape_text(label)}: '
                 f"{escape_text(format_number(value, 4))}</title></circle>"
             )
         parts.append(
@@ -622,10 +622,10 @@ def paired_lines_svg(
     for subject, (a, b) in pairs.items():
         if not (math.isfinite(float(a)) and math.isfinite(float(b))):
             continue
-        colour = HIGHLIGHT_COLOR if b < a else PLOT_COLORS[0]
+        color = HIGHLIGHT_COLOR if b < a else PLOT_COLORS[0]
         parts.append(
             f'<polyline points="{_num(x_a)},{_num(sy(a))} {_num(x_b)},{_num(sy(b))}" '
-            f'fill="none" stroke="{colour}" stroke-opacity="0.6" stroke-width="1.2">'
+            f'fill="none" stroke="{color}" stroke-opacity="0.6" stroke-width="1.2">'
             f"<title>{escape_text(subject)}: {escape_text(format_number(a, 4))} -&gt; "
             f"{escape_text(format_number(b, 4))}</title></polyline>"
         )
@@ -737,22 +737,22 @@ def forest_svg(
 
 
 def _forest_row(row: ForestRow, y: float, sx, left: float, right: float) -> str:
-    colour = HIGHLIGHT_COLOR if row.highlight else INK
+    color = HIGHLIGHT_COLOR if row.highlight else INK
     weight = ' font-weight="bold"' if row.highlight else ""
     finite = all(math.isfinite(float(v)) for v in (row.estimate, row.low, row.high))
     parts = [
         '<g class="forest-row">',
         f'<text x="{_num(left - 8)}" y="{_num(y)}" dy="0.35em" text-anchor="end" '
-        f'fill="{colour}"{weight}>{escape_text(row.label)}</text>',
+        f'fill="{color}"{weight}>{escape_text(row.label)}</text>',
     ]
     if finite:
         parts.append(
             f'<line x1="{_num(sx(row.low))}" y1="{_num(y)}" x2="{_num(sx(row.high))}" '
-            f'y2="{_num(y)}" stroke="{colour}" stroke-width="1.4"/>'
+            f'y2="{_num(y)}" stroke="{color}" stroke-width="1.4"/>'
         )
         parts.append(
             f'<rect x="{_num(sx(row.estimate) - 3.5)}" y="{_num(y - 3.5)}" width="7" height="7" '
-            f'fill="{colour}"/>'
+            f'fill="{color}"/>'
         )
         text = (
             f"{format_number(row.estimate, 2)} [{format_number(row.low, 2)}, "
@@ -761,7 +761,7 @@ def _forest_row(row: ForestRow, y: float, sx, left: float, right: float) -> str:
     else:
         text = "n/a"
     parts.append(
-        f'<text x="{_num(right + 10)}" y="{_num(y)}" dy="0.35em" fill="{colour}"{weight}>'
+        f'<text x="{_num(right + 10)}" y="{_num(y)}" dy="0.35em" fill="{color}"{weight}>'
         f"{escape_text(text)}</text>"
     )
     parts.append("</g>")

@@ -70,11 +70,6 @@ class Acquisition:
         """Number of volumes of the series."""
         return len(self.volume_types)
 
-    @property
-    def signal_index(self) -> np.ndarray:
-        """Indices of the label volumes (the ones that carry ΔM)."""
-        return np.flatnonzero(np.array(self.volume_types) == "label")
-
 
 def engine_constants(spec: CohortSpec) -> QuantificationConstants:
     """Constants the engine resolves for the simulated sidecar (no overrides).

@@ -26,11 +26,11 @@ def decode_png(data: bytes) -> np.ndarray:
         chunks.append((kind, body))
         position += 12 + length
     assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
-    width, height, depth, colour, compression, filtering, interlace = struct.unpack(
+    width, height, depth, color, compression, filtering, interlace = struct.unpack(
         ">IIBBBBB", chunks[0][1]
     )
     assert (depth, compression, filtering, interlace) == (8, 0, 0, 0)
-    channels = _CHANNELS[colour]
+    channels = _CHANNELS[color]
     raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
     stride = 1 + width * channels
     assert len(raw) == height * stride
