@@ -1,59 +1,18 @@
 """Methods boilerplate generated from the parameters actually used (as fMRIPrep does).
 
-:func:`methods_text` turns a dictionary describing how one ASL run was processed into a
+:func:`methods_text` turns a :class:`MethodsParameters` (how one ASL run was processed) into a
 paragraph that can be pasted into a manuscript, with numbered citations ``[1]``, ``[2]``, ...
-in order of first mention, and the list of the references cited in that order.
-
-Parameters understood by :func:`methods_text` (every key optional except ``labeling_type``;
-a sentence whose keys are absent is left out; unknown keys are an error, so a typo cannot
-silently drop a sentence):
-
-========================== ===================================================================
-key                        meaning
-========================== ===================================================================
-labeling_type              ``"PCASL"``, ``"CASL"`` or ``"PASL"`` (ASL-BIDS
-                           ``ArterialSpinLabelingType``)
-field_strength_t           magnetic field strength, T
-readout                    ``"2D"`` or ``"3D"`` (``MRAcquisitionType``)
-n_volumes                  number of volumes in the ASL series
-n_pairs                    number of control-label pairs
-n_deltam                   number of ΔM volumes given directly
-n_m0                       number of M0 volumes
-plds                       post-labeling delay(s), s (PASL: inversion time TI); one or a list
-labeling_duration          labeling duration τ, s (PCASL / CASL); one or a list
-bolus_cutoff               PASL bolus duration TI1 = ``BolusCutOffDelayTime``, s
-bolus_cutoff_technique     PASL bolus cut-off technique, e.g. ``"Q2TIPS"``
-background_suppression     bool
-background_suppression_pulses
-                           number of background-suppression pulses (int)
-m0_type                    ``"Separate"``, ``"Included"``, ``"Estimate"`` or ``"Absent"``
-m0_description             sentence(s) on how M0 was obtained (averaging, TR correction)
-model                      ``"white paper single-delay"`` or ``"general kinetic model"``
-model_details              sentence(s) on the fit (e.g. optimiser, bounds, ATT prior)
-constants                  ``{name: {"value", "units", "source"}}``, e.g. the output of
-                           ``QuantificationConstants.to_dict()`` (non-mapping entries are
-                           skipped); ``source`` naming a known reference (by key of
-                           :data:`REFERENCES` or by first author and year) is cited
-motion_correction          short description of head-motion correction (shown in
-                           parentheses), or None (not done)
-fd_threshold_mm            framewise-displacement threshold, mm
-outlier_rejection          ``"SCORE"``, another method's short description, or None
-                           (not done)
-template_space             output template, e.g. ``"MNI152NLin2009cAsym"``
-t1w_used                   bool: registration went through the participant's T1w
-registration_method        sentence(s) on the registration steps
-registration_software      e.g. ``"ANTs"`` (cites Tustison 2021 when it is ANTs)
-syn                        bool: SyN nonlinear registration (cites Avants 2008)
-software                   ``{name: version}``
-========================== ===================================================================
+in order of first mention, and the list of the references cited in that order. A sentence
+whose parameters are not given is left out.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 #: Full reference strings, by citation key.
 REFERENCES: Mapping[str, str] = MappingProxyType(
@@ -134,38 +93,6 @@ SOURCE_PATTERNS: Mapping[str, tuple[str, str]] = MappingProxyType(
         for key, value in REFERENCES.items()
     }
 )
-#: Keys :func:`methods_text` accepts.
-PARAMETER_KEYS = frozenset(
-    {
-        "labeling_type",
-        "field_strength_t",
-        "readout",
-        "n_volumes",
-        "n_pairs",
-        "n_deltam",
-        "n_m0",
-        "plds",
-        "labeling_duration",
-        "bolus_cutoff",
-        "bolus_cutoff_technique",
-        "background_suppression",
-        "background_suppression_pulses",
-        "m0_type",
-        "m0_description",
-        "model",
-        "model_details",
-        "constants",
-        "motion_correction",
-        "fd_threshold_mm",
-        "outlier_rejection",
-        "template_space",
-        "t1w_used",
-        "registration_method",
-        "registration_software",
-        "syn",
-        "software",
-    }
-)
 LABELING_NAMES = MappingProxyType(
     {
         "PCASL": "pseudo-continuous arterial spin labeling (PCASL)",
@@ -192,6 +119,137 @@ CONSTANT_NAMES = MappingProxyType(
         "unit_scale": "unit conversion factor",
     }
 )
+
+
+@dataclass(frozen=True)
+class MethodsParameters:
+    """How one ASL run was processed: everything :func:`methods_text` can describe.
+
+    Only ``labeling_type`` is required; a parameter left at its default (``None``, empty)
+    leaves its sentence out.
+
+    Attributes
+    ----------
+    labeling_type : str
+        ``"PCASL"``, ``"CASL"`` or ``"PASL"`` (ASL-BIDS ``ArterialSpinLabelingType``).
+    field_strength_t : float, optional
+        Magnetic field strength, T.
+    readout : str, optional
+        ``"2D"`` or ``"3D"`` (``MRAcquisitionType``).
+    n_volumes, n_pairs, n_deltam, n_m0 : int, optional
+        Volumes of the series, control-label pairs, ΔM volumes given directly, M0 volumes.
+    plds : tuple of float
+        Post-labeling delay(s), s (PASL: inversion time TI); a single number is accepted.
+    labeling_duration : tuple of float
+        Labeling duration(s) τ, s (PCASL / CASL); a single number is accepted.
+    bolus_cutoff : float, optional
+        PASL bolus duration TI1 = ``BolusCutOffDelayTime``, s.
+    bolus_cutoff_technique : str, optional
+        PASL bolus cut-off technique, e.g. ``"Q2TIPS"``.
+    background_suppression : bool, optional
+        Whether background suppression was used.
+    background_suppression_pulses : int, optional
+        Number of background-suppression pulses.
+    m0_type : str, optional
+        ``"Separate"``, ``"Included"``, ``"Estimate"`` or ``"Absent"``.
+    m0_description : str
+        Sentence(s) on how M0 was obtained (averaging, TR correction).
+    model : str, optional
+        ``"white paper single-delay"`` or ``"general kinetic model"``.
+    model_details : str
+        Sentence(s) on the fit (e.g. optimiser, bounds, ATT prior).
+    constants : Mapping[str, Mapping]
+        ``{name: {"value", "units", "source"}}``, e.g. the output of
+        ``QuantificationConstants.to_dict()`` (non-mapping entries are skipped); a ``source``
+        naming a known reference (by key of :data:`REFERENCES` or by first author and year)
+        is cited.
+    motion_correction : str or False, optional
+        Short description of the head-motion correction (shown in parentheses); ``False``:
+        not done.
+    fd_threshold_mm : float, optional
+        Framewise-displacement threshold, mm.
+    outlier_rejection : str or False, optional
+        ``"SCORE"`` or another method's short description; ``False``: not done.
+    template_space : str, optional
+        Output template, e.g. ``"MNI152NLin2009cAsym"``.
+    t1w_used : bool
+        Registration went through the participant's T1w.
+    registration_method : str
+        Sentence(s) on the registration steps.
+    registration_software : str, optional
+        E.g. ``"ANTs"`` (cites Tustison 2021 when it is ANTs).
+    syn : bool
+        SyN nonlinear registration (cites Avants 2008).
+    software : Mapping[str, str]
+        ``{name: version}``.
+    """
+
+    labeling_type: str
+    field_strength_t: float | None = None
+    readout: str | None = None
+    n_volumes: int | None = None
+    n_pairs: int | None = None
+    n_deltam: int | None = None
+    n_m0: int | None = None
+    plds: tuple[float, ...] = ()
+    labeling_duration: tuple[float, ...] = ()
+    bolus_cutoff: float | None = None
+    bolus_cutoff_technique: str | None = None
+    background_suppression: bool | None = None
+    background_suppression_pulses: int | None = None
+    m0_type: str | None = None
+    m0_description: str = ""
+    model: str | None = None
+    model_details: str = ""
+    constants: Mapping[str, Any] = field(default_factory=dict)
+    motion_correction: str | Literal[False] | None = None
+    fd_threshold_mm: float | None = None
+    outlier_rejection: str | Literal[False] | None = None
+    template_space: str | None = None
+    t1w_used: bool = False
+    registration_method: str = ""
+    registration_software: str | None = None
+    syn: bool = False
+    software: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("plds", "labeling_duration"):
+            value = getattr(self, name)
+            values = value if isinstance(value, list | tuple) else [value]
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if str(self.labeling_type).upper() not in LABELING_NAMES:
+            raise ValueError(
+                f"labeling_type must be PCASL, CASL or PASL, got {self.labeling_type!r}"
+            )
+        if self.readout not in (None, "2D", "3D"):
+            raise ValueError(f"readout must be '2D' or '3D', got {self.readout!r}")
+        if self.model is not None and str(self.model).lower() not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.m0_type is not None and str(self.m0_type).lower() not in M0_TYPES:
+            raise ValueError(
+                f"m0_type must be Separate, Included, Estimate or Absent, got {self.m0_type!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the parameters as JSON-ready plain values (the inverse of :meth:`from_dict`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> MethodsParameters:
+        """Build the parameters from a mapping, refusing unknown names.
+
+        Raises
+        ------
+        ValueError
+            An unknown name, a missing ``labeling_type``, or an invalid value.
+        """
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown methods parameter(s) {unknown}; known: {sorted(known)}")
+        if "labeling_type" not in values:
+            raise ValueError("methods parameters need 'labeling_type' (PCASL, CASL or PASL)")
+        return cls(**values)
 
 
 class _Citations:
@@ -227,35 +285,10 @@ def _seconds(values: Any) -> str:
     return ", ".join(_fmt(v) for v in unique) + " s"
 
 
-def _as_list(values: Any) -> list[float]:
-    items = list(values) if isinstance(values, (list, tuple)) else [values]
-    return list(dict.fromkeys(float(v) for v in items))
-
-
-def _check(params: Mapping[str, Any]) -> None:
-    unknown = sorted(set(params) - PARAMETER_KEYS)
-    if unknown:
-        raise ValueError(f"unknown methods parameter(s) {unknown}; known: {sorted(PARAMETER_KEYS)}")
-    if "labeling_type" not in params:
-        raise ValueError("methods parameters need 'labeling_type' (PCASL, CASL or PASL)")
-    if str(params["labeling_type"]).upper() not in LABELING_NAMES:
-        raise ValueError(
-            f"labeling_type must be PCASL, CASL or PASL, got {params['labeling_type']!r}"
-        )
-    if params.get("readout") not in (None, "2D", "3D"):
-        raise ValueError(f"readout must be '2D' or '3D', got {params['readout']!r}")
-    if params.get("model") is not None and str(params["model"]).lower() not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {params['model']!r}")
-    if params.get("m0_type") is not None and str(params["m0_type"]).lower() not in M0_TYPES:
-        raise ValueError(
-            f"m0_type must be Separate, Included, Estimate or Absent, got {params['m0_type']!r}"
-        )
-
-
-def _data_sentence(p: Mapping[str, Any], cite: _Citations) -> str:
-    kind = str(p["labeling_type"]).upper()
-    where = f" at {_fmt(p['field_strength_t'])} T" if p.get("field_strength_t") else ""
-    readout = f" with a {p['readout']} readout" if p.get("readout") else ""
+def _data_sentence(p: MethodsParameters, cite: _Citations) -> str:
+    kind = str(p.labeling_type).upper()
+    where = f" at {_fmt(p.field_strength_t)} T" if p.field_strength_t else ""
+    readout = f" with a {p.readout} readout" if p.readout else ""
     text = f"Perfusion was imaged with {LABELING_NAMES[kind]}{where}{readout}."
     text += _counts_sentence(p)
     bids = cite.cite("gorgolewski2016", "clement2022")
@@ -266,36 +299,36 @@ def _and_join(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _counts_sentence(p: Mapping[str, Any]) -> str:
+def _counts_sentence(p: MethodsParameters) -> str:
     parts = [
-        f"{p[key]} {noun}"
+        f"{getattr(p, key)} {noun}"
         for key, noun in (
             ("n_pairs", "control-label pairs"),
             ("n_deltam", "ΔM volumes"),
             ("n_m0", "M0 volumes"),
         )
-        if p.get(key) is not None
+        if getattr(p, key) is not None
     ]
-    if p.get("n_volumes") is not None:
+    if p.n_volumes is not None:
         detail = f" ({_and_join(parts)})" if parts else ""
-        return f" The ASL series comprised {p['n_volumes']} volumes{detail}."
+        return f" The ASL series comprised {p.n_volumes} volumes{detail}."
     return f" The ASL series comprised {_and_join(parts)}." if parts else ""
 
 
-def _timing_sentence(p: Mapping[str, Any]) -> str:
-    kind = str(p["labeling_type"]).upper()
+def _timing_sentence(p: MethodsParameters) -> str:
+    kind = str(p.labeling_type).upper()
     parts = []
-    if p.get("plds") is not None:
-        plds = _as_list(p["plds"])
+    if p.plds:
+        plds = list(dict.fromkeys(p.plds))
         noun = "inversion time" if kind == "PASL" else "post-labeling delay"
         plural = "s" if len(plds) > 1 else ""
         parts.append(f"the {noun}{plural} {'were' if plural else 'was'} {_seconds(plds)}")
-    if p.get("labeling_duration") is not None and kind != "PASL":
-        parts.append(f"the labeling duration was {_seconds(p['labeling_duration'])}")
-    if p.get("bolus_cutoff") is not None:
-        how = f" ({p['bolus_cutoff_technique']})" if p.get("bolus_cutoff_technique") else ""
-        parts.append(f"the bolus duration TI1 was {_seconds(p['bolus_cutoff'])}{how}")
-    if p.get("background_suppression") is not None:
+    if p.labeling_duration and kind != "PASL":
+        parts.append(f"the labeling duration was {_seconds(p.labeling_duration)}")
+    if p.bolus_cutoff is not None:
+        how = f" ({p.bolus_cutoff_technique})" if p.bolus_cutoff_technique else ""
+        parts.append(f"the bolus duration TI1 was {_seconds(p.bolus_cutoff)}{how}")
+    if p.background_suppression is not None:
         parts.append(_background_suppression(p))
     if not parts:
         return ""
@@ -303,23 +336,23 @@ def _timing_sentence(p: Mapping[str, Any]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
-def _background_suppression(p: Mapping[str, Any]) -> str:
-    if not p["background_suppression"]:
+def _background_suppression(p: MethodsParameters) -> str:
+    if not p.background_suppression:
         return "no background suppression was used"
-    pulses = p.get("background_suppression_pulses")
+    pulses = p.background_suppression_pulses
     if pulses is None:
         return "background suppression was used (number of pulses not reported)"
     return f"background suppression used {pulses} inversion pulse{'s' if pulses != 1 else ''}"
 
 
-def _m0_sentence(p: Mapping[str, Any]) -> str:
-    if p.get("m0_type") is None and not p.get("m0_description"):
+def _m0_sentence(p: MethodsParameters) -> str:
+    if p.m0_type is None and not p.m0_description:
         return ""
     text = ""
-    if p.get("m0_type") is not None:
-        text = f"Calibration used {M0_TYPES[str(p['m0_type']).lower()]}."
-    if p.get("m0_description"):
-        text += f" {_sentence(p['m0_description'])}"
+    if p.m0_type is not None:
+        text = f"Calibration used {M0_TYPES[str(p.m0_type).lower()]}."
+    if p.m0_description:
+        text += f" {_sentence(p.m0_description)}"
     return text.strip()
 
 
@@ -337,19 +370,19 @@ def _fragment(text: Any) -> str:
     return str(text).strip().rstrip(".")
 
 
-def _preprocessing_sentences(p: Mapping[str, Any], cite: _Citations) -> str:
+def _preprocessing_sentences(p: MethodsParameters, cite: _Citations) -> str:
     out = []
-    if p.get("motion_correction"):
-        out.append(f"Head motion was corrected ({_fragment(p['motion_correction'])}).")
+    if p.motion_correction:
+        out.append(f"Head motion was corrected ({_fragment(p.motion_correction)}).")
         fd = "Framewise displacement (FD) was computed from the motion parameters " + cite.cite(
             "power2012"
         )
-        if p.get("fd_threshold_mm") is not None:
-            fd += f"; volumes with FD above {_fmt(p['fd_threshold_mm'])} mm were flagged"
+        if p.fd_threshold_mm is not None:
+            fd += f"; volumes with FD above {_fmt(p.fd_threshold_mm)} mm were flagged"
         out.append(fd + ".")
-    elif "motion_correction" in p:
+    elif p.motion_correction is False:
         out.append("Head motion was not corrected.")
-    method = p.get("outlier_rejection")
+    method = p.outlier_rejection
     if method is not None and str(method).strip().upper() == "SCORE":
         out.append(
             "Outlier volumes were rejected with SCORE (structural correlation-based outlier "
@@ -357,15 +390,15 @@ def _preprocessing_sentences(p: Mapping[str, Any], cite: _Citations) -> str:
         )
     elif method:
         out.append(f"Outlier volumes were rejected ({_fragment(method)}).")
-    elif "outlier_rejection" in p:
+    elif method is False:
         out.append("No outlier rejection was applied.")
     return " ".join(out)
 
 
-def _model_sentence(p: Mapping[str, Any], cite: _Citations) -> str:
-    if p.get("model") is None:
+def _model_sentence(p: MethodsParameters, cite: _Citations) -> str:
+    if p.model is None:
         return ""
-    if str(p["model"]).lower() == "general kinetic model":
+    if str(p.model).lower() == "general kinetic model":
         text = (
             "CBF and arterial transit time (ATT) were estimated by fitting the general kinetic "
             f"model {cite.cite('buxton1998')} to the ΔM/M0 signal at all delays."
@@ -375,8 +408,8 @@ def _model_sentence(p: Mapping[str, Any], cite: _Citations) -> str:
             "CBF was quantified with the single-compartment, single-delay model recommended by "
             f"the ASL white paper {cite.cite('alsop2015')}."
         )
-    if p.get("model_details"):
-        text += f" {_sentence(p['model_details'])}"
+    if p.model_details:
+        text += f" {_sentence(p.model_details)}"
     return text
 
 
@@ -401,8 +434,8 @@ def _source_note(source: str, cite: _Citations) -> str:
     return f" (source: {text})"
 
 
-def _constants_sentence(p: Mapping[str, Any], cite: _Citations) -> str:
-    constants = p.get("constants") or {}
+def _constants_sentence(p: MethodsParameters, cite: _Citations) -> str:
+    constants = p.constants
     items = []
     for name, entry in constants.items():
         if not isinstance(entry, Mapping) or entry.get("value") is None:
@@ -417,50 +450,49 @@ def _constants_sentence(p: Mapping[str, Any], cite: _Citations) -> str:
     return "Constants: " + "; ".join(items) + "."
 
 
-def _registration_sentence(p: Mapping[str, Any], cite: _Citations) -> str:
-    space = p.get("template_space")
-    if not space and not p.get("registration_method"):
+def _registration_sentence(p: MethodsParameters, cite: _Citations) -> str:
+    space = p.template_space
+    if not space and not p.registration_method:
         return ""
     if space:
         ref = f" {cite.cite('fonov2011')}" if str(space).startswith("MNI152NLin2009") else ""
         route = (
             "to the participant's T1-weighted image and from there"
-            if p.get("t1w_used")
+            if p.t1w_used
             else "directly (no T1-weighted image was used)"
         )
         text = f"The ASL reference image was registered {route} to the {space} template{ref}."
     else:
         text = ""
-    if p.get("registration_method"):
-        text += f" {_sentence(p['registration_method'])}"
+    if p.registration_method:
+        text += f" {_sentence(p.registration_method)}"
     tools = []
-    software = p.get("registration_software")
+    software = p.registration_software
     if software:
         ants = str(software).strip().lower().startswith("ants")
         tools.append(f"{software}{' ' + cite.cite('tustison2021') if ants else ''}")
-    if p.get("syn"):
+    if p.syn:
         tools.append(f"symmetric normalization (SyN) {cite.cite('avants2008')}")
     if tools:
         text += " Registration used " + " with ".join(tools) + "."
     return text.strip()
 
 
-def _software_sentence(p: Mapping[str, Any]) -> str:
-    software = p.get("software") or {}
+def _software_sentence(p: MethodsParameters) -> str:
+    software = p.software
     if not software:
         return ""
     listed = ", ".join(f"{name} {version}" for name, version in software.items())
     return f"Software: {listed}."
 
 
-def methods_text(params: Mapping[str, Any]) -> tuple[str, list[str]]:
+def methods_text(params: MethodsParameters) -> tuple[str, list[str]]:
     """Write a methods paragraph for one ASL run from the parameters actually used.
 
     Parameters
     ----------
-    params : Mapping[str, Any]
-        Keys as listed in the module docstring (:data:`PARAMETER_KEYS`); only
-        ``labeling_type`` is required.
+    params : MethodsParameters
+        How the run was processed.
 
     Returns
     -------
@@ -468,13 +500,7 @@ def methods_text(params: Mapping[str, Any]) -> tuple[str, list[str]]:
         Plain text (not HTML-escaped) with numbered citations ``[n]``.
     references : list of str
         Full reference strings; entry ``n - 1`` is citation ``[n]``.
-
-    Raises
-    ------
-    ValueError
-        Unknown keys, or an invalid labeling type, readout, model or M0 type.
     """
-    _check(params)
     cite = _Citations()
     sentences = [
         _data_sentence(params, cite),

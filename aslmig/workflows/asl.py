@@ -17,7 +17,7 @@ from aslmig.interfaces.anat import ApplyTransforms, ConcatTransforms, RegisterIm
 from aslmig.interfaces.asl import PreprocessASL
 from aslmig.interfaces.cbf import QuantifyCBF
 from aslmig.interfaces.qc import ComputeQC, TissueDict
-from aslmig.interfaces.reports import RunSummary
+from aslmig.interfaces.reports import SummariseRun
 from aslmig.workflows.anatomical import ANAT_OUTPUTS
 from aslmig.workflows.outputs import init_asl_outputs_wf
 from aslmig.workflows.parameters import methods_parameters, run_metadata
@@ -171,7 +171,7 @@ def init_asl_wf(
                            register, quantify, preprocess, to_asl["gm"], to_std, cbf_std,
                            att_std)  # fmt: skip
     summary = pe.Node(
-        RunSummary(
+        SummariseRun(
             name=run.name,
             anat_name="T1w" if has_anat else f"{template.space} template",
             methods=methods_parameters(run, config, template, has_anat),

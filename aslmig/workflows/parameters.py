@@ -14,6 +14,7 @@ from aslmig.__about__ import __version__
 from aslmig.atlas.templates import TemplateFiles
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
+from aslmig.reports.boilerplate import MethodsParameters
 from aslmig.workflows.constants import constants_for
 
 MOTION_CORRECTION = (
@@ -54,7 +55,7 @@ def _software_versions() -> dict[str, str]:
 
 def methods_parameters(
     run: AslRun, config: RunConfig, template: TemplateFiles, has_anat: bool
-) -> dict[str, Any]:
+) -> MethodsParameters:
     """Parameters of the methods boilerplate (see :func:`aslmig.reports.methods_text`).
 
     Parameters
@@ -70,44 +71,43 @@ def methods_parameters(
 
     Returns
     -------
-    dict
-        Plain values only (JSON-serialisable).
+    MethodsParameters
+        What the run's methods paragraph describes.
     """
     meta = run.metadata
     counts = meta.volume_counts
-    parameters: dict[str, Any] = {
-        "labeling_type": meta.labeling_type,
-        "field_strength_t": meta.magnetic_field_strength,
-        "readout": meta.acquisition_type,
-        "n_volumes": meta.n_volumes,
-        "n_pairs": counts.get("control", 0),
-        "plds": list(meta.signal_plds),
-        "background_suppression": meta.background_suppression,
-        "m0_type": meta.m0_type,
-        "m0_description": _m0_description(run),
-        "model": "general kinetic model" if meta.is_multi_delay else "white paper single-delay",
-        "constants": constants_for(run, config.physics).to_dict(),
-        "motion_correction": MOTION_CORRECTION,
-        "template_space": template.space,
-        "t1w_used": has_anat,
-        "registration_software": "ANTs",
-        "syn": True,
-        "software": _software_versions(),
-    }
-    if meta.labeling_duration:
-        durations = {
+    durations = (
+        {
             duration
             for duration, kind in zip(meta.labeling_duration, meta.volume_types, strict=True)
             if kind not in ("m0scan", "noRF")
         }
-        parameters["labeling_duration"] = sorted(durations)
-    if meta.bolus_cutoff_delay_time:
-        parameters["bolus_cutoff"] = meta.bolus_cutoff_delay_time[0]
-        parameters["bolus_cutoff_technique"] = meta.bolus_cutoff_technique
-    if meta.background_suppression_pulses is not None:
-        parameters["background_suppression_pulses"] = meta.background_suppression_pulses
-    if counts.get("m0scan"):
-        parameters["n_m0"] = counts["m0scan"]
-    if counts.get("deltam"):
-        parameters["n_deltam"] = counts["deltam"]
-    return parameters
+        if meta.labeling_duration
+        else set()
+    )
+    cutoff = meta.bolus_cutoff_delay_time
+    return MethodsParameters(
+        labeling_type=meta.labeling_type,
+        field_strength_t=meta.magnetic_field_strength,
+        readout=meta.acquisition_type,
+        n_volumes=meta.n_volumes,
+        n_pairs=counts.get("control", 0),
+        n_deltam=counts.get("deltam") or None,
+        n_m0=counts.get("m0scan") or None,
+        plds=tuple(meta.signal_plds),
+        labeling_duration=tuple(sorted(durations)),
+        bolus_cutoff=cutoff[0] if cutoff else None,
+        bolus_cutoff_technique=meta.bolus_cutoff_technique if cutoff else None,
+        background_suppression=meta.background_suppression,
+        background_suppression_pulses=meta.background_suppression_pulses,
+        m0_type=meta.m0_type,
+        m0_description=_m0_description(run),
+        model="general kinetic model" if meta.is_multi_delay else "white paper single-delay",
+        constants=constants_for(run, config.physics).to_dict(),
+        motion_correction=MOTION_CORRECTION,
+        template_space=template.space,
+        t1w_used=has_anat,
+        registration_software="ANTs",
+        syn=True,
+        software=_software_versions(),
+    )

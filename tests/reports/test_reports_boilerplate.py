@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from aslmig.cbf.constants import resolve_constants
 from aslmig.reports.boilerplate import (
-    PARAMETER_KEYS,
     REFERENCES,
+    MethodsParameters,
     citation_numbers,
     format_references,
     methods_text,
@@ -57,7 +58,7 @@ def _cited_keys(text: str, references: list[str]) -> set[str]:
 
 
 def test_full_parameters_are_all_mentioned():
-    text, refs = methods_text(FULL)
+    text, refs = methods_text(MethodsParameters.from_dict(FULL))
     for fragment in [
         "pseudo-continuous arterial spin labeling (PCASL)",
         "3 T",
@@ -103,16 +104,18 @@ def test_full_parameters_are_all_mentioned():
 
 def test_multi_delay_pasl_cites_buxton_and_lists_every_delay():
     text, refs = methods_text(
-        {
-            "labeling_type": "pasl",
-            "plds": [0.5, 1.0, 1.5, 2.0],
-            "bolus_cutoff": 0.8,
-            "bolus_cutoff_technique": "Q2TIPS",
-            "model": "general kinetic model",
-            "background_suppression": False,
-            "outlier_rejection": None,
-            "motion_correction": None,
-        }
+        MethodsParameters.from_dict(
+            {
+                "labeling_type": "pasl",
+                "plds": [0.5, 1.0, 1.5, 2.0],
+                "bolus_cutoff": 0.8,
+                "bolus_cutoff_technique": "Q2TIPS",
+                "model": "general kinetic model",
+                "background_suppression": False,
+                "outlier_rejection": False,
+                "motion_correction": False,
+            }
+        )
     )
     assert "inversion times were 0.5, 1, 1.5, 2 s" in text
     assert "TI1 was 0.8 s (Q2TIPS)" in text
@@ -125,14 +128,14 @@ def test_multi_delay_pasl_cites_buxton_and_lists_every_delay():
 
 
 def test_minimal_parameters_give_a_short_text():
-    text, refs = methods_text({"labeling_type": "CASL"})
+    text, refs = methods_text(MethodsParameters("CASL"))
     assert "continuous arterial spin labeling (CASL)" in text
     assert _cited_keys(text, refs) == {"gorgolewski2016", "clement2022"}
 
 
 def test_constants_from_the_cbf_engine_are_cited_by_author_and_year():
     constants = resolve_constants("PCASL", 3.0, bs_pulses=4).to_dict()
-    text, refs = methods_text({"labeling_type": "PCASL", "constants": constants})
+    text, refs = methods_text(MethodsParameters("PCASL", constants=constants))
     alpha = constants["labeling_efficiency"]["value"]
     assert f"α = {alpha:.6g}" in text
     assert "λ = 0.9 mL/g" in text and "arterial blood T1 = 1.65 s" in text
@@ -144,14 +147,16 @@ def test_constants_from_the_cbf_engine_are_cited_by_author_and_year():
 
 def test_override_and_unknown_sources():
     text, refs = methods_text(
-        {
-            "labeling_type": "PCASL",
-            "constants": {
-                "t1_blood": {"value": 1.7, "units": "s", "source": "override (configuration)"},
-                "custom_thing": {"value": 2, "units": "au", "source": "local lab value"},
-                "labeling_type": "PCASL",  # non-mapping entries are skipped
-            },
-        }
+        MethodsParameters.from_dict(
+            {
+                "labeling_type": "PCASL",
+                "constants": {
+                    "t1_blood": {"value": 1.7, "units": "s", "source": "override (configuration)"},
+                    "custom_thing": {"value": 2, "units": "au", "source": "local lab value"},
+                    "labeling_type": "PCASL",  # non-mapping entries are skipped
+                },
+            }
+        )
     )
     assert "arterial blood T1 = 1.7 s (set in the configuration)" in text
     assert "custom thing = 2 au (source: local lab value)" in text
@@ -159,12 +164,14 @@ def test_override_and_unknown_sources():
 
 def test_other_outlier_method_and_template_without_t1w():
     text, refs = methods_text(
-        {
-            "labeling_type": "PCASL",
-            "outlier_rejection": "volumes beyond 3 SD of the mean GM CBF were removed.",
-            "template_space": "MNI152NLin6Asym",
-            "t1w_used": False,
-        }
+        MethodsParameters.from_dict(
+            {
+                "labeling_type": "PCASL",
+                "outlier_rejection": "volumes beyond 3 SD of the mean GM CBF were removed.",
+                "template_space": "MNI152NLin6Asym",
+                "t1w_used": False,
+            }
+        )
     )
     assert "(volumes beyond 3 SD of the mean GM CBF were removed)" in text
     assert "no T1-weighted image was used" in text
@@ -184,11 +191,10 @@ def test_other_outlier_method_and_template_without_t1w():
 )
 def test_bad_parameters_are_refused(params, match):
     with pytest.raises(ValueError, match=match):
-        methods_text(params)
+        MethodsParameters.from_dict(params)
 
 
 def test_reference_table_and_formatting():
-    assert set(PARAMETER_KEYS) >= {"labeling_type", "plds", "constants", "software"}
     for key in [
         "alsop2015",
         "buxton1998",
@@ -204,3 +210,11 @@ def test_reference_table_and_formatting():
     assert "Sci Data. 2022;9:543" in REFERENCES["clement2022"]
     listing = format_references(["A", "B"])
     assert listing == "[1] A\n[2] B"
+
+
+def test_parameters_round_trip_through_plain_values():
+    params = MethodsParameters.from_dict(FULL)
+    assert params.plds == (1.8,) and params.labeling_duration == (1.8,)
+    assert MethodsParameters.from_dict(json.loads(json.dumps(params.to_dict()))) == params
+    with pytest.raises(TypeError):
+        MethodsParameters("PCASL", pld=1.8)  # a typo cannot silently drop a sentence

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aslmig.reports.boilerplate import methods_text
+from aslmig.reports.boilerplate import MethodsParameters, methods_text
 from aslmig.reports.mosaics import edge_overlay, mosaic
 from aslmig.reports.participant import (
     RunReport,
@@ -193,13 +193,13 @@ def test_optional_parts_may_be_absent():
 
 
 def test_identical_methods_are_shown_once_and_different_ones_per_run():
-    text, refs = methods_text({"labeling_type": "PCASL", "plds": [1.8]})
+    text, refs = methods_text(MethodsParameters("PCASL", plds=1.8))
     same = build_participant_html(
         "sub-01",
         [_run("a", methods=text, references=refs), _run("b", methods=text, references=refs)],
     )
     assert same.count("post-labeling delay was 1.8 s") == 1 and 'id="methods"' in same
-    other, other_refs = methods_text({"labeling_type": "PCASL", "plds": [2.0]})
+    other, other_refs = methods_text(MethodsParameters("PCASL", plds=2.0))
     differ = build_participant_html(
         "sub-01",
         [_run("a", methods=text, references=refs), _run("b", methods=other, references=other_refs)],
