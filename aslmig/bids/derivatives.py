@@ -100,6 +100,8 @@ ROI_VALUES_COLUMNS = (
     "sex",
     "site",
     "aura_side",
+    "hours_since_onset",
+    "hours_to_next_onset",
     "roi",
     "hemisphere",
     "measure",

@@ -16,6 +16,7 @@ from aslmig.sim.spec import (
     CohortSpec,
     parse_counts,
     parse_effect,
+    parse_site,
 )
 
 EXIT_OK = 0
@@ -48,8 +49,16 @@ def _add_cohort(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="GROUP:PHASE:ROI=CHANGE",
         help="fractional grey-matter CBF change in a region, e.g. "
-        "MwA:ictal:occipital_cortex_L=-0.15 ('*' for any group or phase; "
-        "repeatable)",
+        "MwA:ictal:occipital_cortex_L=-0.15 ('*' for any group or phase), or along the "
+        "attack, e.g. MwA:occipital_cortex_L=biphasic(-0.20@0-2h,+0.15@6-24h) (repeatable)",
+    )
+    group.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="NAME=SCALE[+OFFSET]",
+        help="an acquisition site that measures SCALE x (CBF + OFFSET), e.g. B=0.8 "
+        "(repeatable; participants are assigned to the sites in turn)",
     )
     group.add_argument(
         "--subject-sd",
@@ -251,6 +260,7 @@ def spec_from_args(args: argparse.Namespace) -> CohortSpec:
         n_per_group=parse_counts(args.n),
         phases=tuple(args.phases),
         effects=tuple(parse_effect(text) for text in args.effect),
+        sites=tuple(parse_site(text) for text in args.site),
         subject_sd=args.subject_sd,
         region_sd=args.region_sd,
         session_sd=args.session_sd,

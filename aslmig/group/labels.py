@@ -58,7 +58,10 @@ UNIT_COLUMNS = (
     "sex",
     "site",
     "aura_side",
+    "hours_since_onset",
+    "hours_to_next_onset",
 )
+_HOURS = ("hours_since_onset", "hours_to_next_onset")
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ class Labels:
     participants : pandas.DataFrame
         One row per subject: ``subject, group, age, sex, site, aura_side, phase``.
     sessions : pandas.DataFrame
-        One row per listed session: ``subject, session, phase, phase_source, aura_side``.
+        One row per listed session: ``subject, session, phase, phase_source, aura_side,
+        hours_since_onset, hours_to_next_onset`` (hours NaN when not given).
     problems : list of Problem
         Every bad or missing value found.
     sources : list of Path
@@ -392,8 +396,9 @@ def read_sessions(
     Returns
     -------
     sessions : pandas.DataFrame
-        One row per session: ``subject, session, phase, phase_source, aura_side``
-        (``phase`` is "" when it is neither given nor derivable).
+        One row per session: ``subject, session, phase, phase_source, aura_side,
+        hours_since_onset, hours_to_next_onset`` (``phase`` is "" when it is neither given
+        nor derivable; hours are None when not given).
     problems : list of Problem
         Unknown values, negative or non-numeric hours.
     sources : list of Path
@@ -413,7 +418,7 @@ def read_sessions(
             problems.extend(row_problems)
             if row is not None:
                 rows.append(row)
-    columns = ["subject", "session", "phase", "phase_source", "aura_side"]
+    columns = ["subject", "session", "phase", "phase_source", "aura_side", *_HOURS]
     return pd.DataFrame(rows, columns=columns), problems, sources
 
 
@@ -430,24 +435,23 @@ def _session_row(
     def flag(column: str, text: str) -> None:
         problems.append(Problem(str(path), subject, session, column, text))
 
+    hours = {}
+    for column in (spec.hours_since_onset_column, spec.hours_to_next_onset_column):
+        try:
+            hours[column] = _number(record.get(column, ""))
+        except ValueError:
+            flag(column, f"{column} {quote(record[column])} is not a number")
+            hours[column] = None
+        if hours[column] is not None and hours[column] < 0:
+            flag(column, f"{column} is {hours[column]:g}; hours must be >= 0")
+            hours[column] = None
+    since, to_next = hours[spec.hours_since_onset_column], hours[spec.hours_to_next_onset_column]
     given = record.get(spec.phase_column, "")
     phase, source = "", ""
     if given not in MISSING and spec.derive_phase != "always":
         phase, source = _level(given, phases, spec.phase_column, flag), "column"
     elif spec.derive_phase != "never":
-        hours = {}
-        for column in (spec.hours_since_onset_column, spec.hours_to_next_onset_column):
-            try:
-                hours[column] = _number(record.get(column, ""))
-            except ValueError:
-                flag(column, f"{column} {quote(record[column])} is not a number")
-                hours[column] = None
-            if hours[column] is not None and hours[column] < 0:
-                flag(column, f"{column} is {hours[column]:g}; hours must be >= 0")
-                hours[column] = None
-        derived = derive_phase(
-            hours[spec.hours_since_onset_column], hours[spec.hours_to_next_onset_column], spec
-        )
+        derived = derive_phase(since, to_next, spec)
         if derived:
             phase, source = derived, "derived"
     side = _side(record.get(spec.session_aura_side_column, ""), spec.session_aura_side_column, flag)
@@ -457,6 +461,8 @@ def _session_row(
         "phase": phase,
         "phase_source": source,
         "aura_side": side,
+        "hours_since_onset": since,
+        "hours_to_next_onset": to_next,
     }
     return row, problems
 
@@ -578,6 +584,7 @@ def label_units(
             else:
                 listed = sessions.loc[(subject, session)]
                 phase, source, side = listed["phase"], listed["phase_source"], listed["aura_side"]
+                row.update({column: listed[column] for column in _HOURS})
                 text = f"has no {spec.phase_column} (and no timing to derive it)"
         else:
             sessions_file = participants_file
@@ -591,7 +598,8 @@ def label_units(
         row.update(phase=phase, phase_source=source, aura_side=side or person["aura_side"])
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(UNIT_COLUMNS))
-    table["age"] = pd.to_numeric(table["age"], errors="coerce").astype(float)
+    for column in ("age", *_HOURS):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
     return table, problems
 
 

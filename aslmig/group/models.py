@@ -48,6 +48,7 @@ from aslmig.group.primitives import (
     reml_random_intercept,
     t_summary,
 )
+from aslmig.group.timecourse import CLOCKS, fit_timecourse
 
 _TEXT = {
     "model",
@@ -495,6 +496,111 @@ def one_sample(data: pd.DataFrame, group: str, phase: str) -> list[dict]:
     return [t_row, w_row]
 
 
+# --------------------------------------------------------------------------- time course
+
+
+def timecourse_rows(data: pd.DataFrame, spec, label: str) -> list[dict]:
+    """Return the ``timecourse_F`` and ``biphasic`` rows of one subset (:mod:`.timecourse`).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Sessions of the subset: ``subject, session, phase, value`` and the hours columns.
+    spec : aslmig.group.modelspec.ModelSpec
+        A ``timecourse`` model (``clock``, ``window_hours``, ``reference``).
+    label : str
+        Name of the subset of groups.
+
+    Returns
+    -------
+    list of dict
+        Two rows; the biphasic row's estimate is the sign-change time in hours.
+    """
+    column = CLOCKS[spec.clock]
+    formula = (
+        f"value ~ on_clock * rcs(log(1 + {column}), knots) + (1 | subject); "
+        f"reference: {spec.reference} sessions"
+    )
+    fit = fit_timecourse(data, spec.clock, spec.window_hours, spec.reference)
+    common = {"formula": formula, "group_a": f"{label} {column} <= {spec.window_hours:g}",
+              "group_b": f"{label} {spec.reference}"}  # fmt: skip
+    f_row = _row(test="timecourse_F", contrast=f"{label}: f({column}) = 0", **common)
+    b_row = _row(test="biphasic", contrast=f"{label}: early < 0, later > 0", **common)
+    if isinstance(fit, str):
+        return [{**f_row, "note": fit}, {**b_row, "note": fit}]
+    counts = {"n_a": fit.n_curve, "n_b": fit.n_reference, "n_obs": fit.n_curve + fit.n_reference}
+    f, df_num, p = fit.f_test()
+    knots = ", ".join(f"{value:.3g}" for value in np.expm1(fit.basis.knots))
+    f_row.update(counts, statistic_name="F", statistic=f, df_num=df_num, df=fit.df, p=p,
+                 note=f"{fit.basis.size} knots at {knots} h")  # fmt: skip
+    test = fit.biphasic()
+    b_row.update(
+        counts,
+        estimate=test.change_hours,
+        ci_low=test.change_low,
+        ci_high=test.change_high,
+        statistic_name="sup-t (min of negative and positive parts)",
+        statistic=test.statistic,
+        df=fit.df,
+        p=test.p,
+        note=(
+            f"estimate: hours at which the curve turns from negative to positive "
+            f"(intersection-union p; p negative part {test.p_negative:.3g}, "
+            f"p positive part {test.p_positive:.3g})"
+        ),
+    )
+    return [f_row, b_row]
+
+
+#: Columns of ``timecourse.tsv``: curve rows (``kind = curve``) and session points.
+TIMECOURSE_COLUMNS = (
+    "model", "subset", "measure", "roi", "clock", "kind", "hours", "estimate", "se", "ci_low",
+    "ci_high", "band_low", "band_high", "subject", "session",
+)  # fmt: skip
+
+
+def timecourse_curves(
+    specs: Sequence, values: pd.DataFrame, measures: Sequence[str]
+) -> pd.DataFrame:
+    """Return the curves and the sessions as points of every estimable time-course model.
+
+    Parameters
+    ----------
+    specs : sequence of ModelSpec
+        The models (others than ``timecourse`` are skipped).
+    values : pandas.DataFrame
+        The modelled long table.
+    measures : sequence of str
+        Measures present.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`TIMECOURSE_COLUMNS`; a session point has its partial value in
+        ``estimate`` (value minus intercept and its patient's random intercept).
+    """
+    values = values[np.isfinite(values["value"].to_numpy(float))]
+    frames = []
+    for spec in specs:
+        if spec.kind != "timecourse" or not has_clock(values, spec.clock):
+            continue
+        wanted = [m for m in measures if m in (spec.measures or measures)]
+        for (measure, roi), data in values.groupby(["measure", "roi"], sort=True):
+            for subset in spec.groups if measure in wanted else ():
+                selected = data[data["group"].isin(subset.split("+"))]
+                fit = fit_timecourse(selected, spec.clock, spec.window_hours, spec.reference)
+                if isinstance(fit, str):
+                    continue
+                points = fit.points.rename(columns={"value": "estimate"})
+                keys = {"model": spec.name, "subset": subset, "measure": measure, "roi": roi,
+                        "clock": CLOCKS[spec.clock]}  # fmt: skip
+                frames += [fit.curve().assign(kind="curve", **keys),
+                           points.assign(kind="session", **keys)]  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=list(TIMECOURSE_COLUMNS))
+    return pd.concat(frames, ignore_index=True).reindex(columns=list(TIMECOURSE_COLUMNS))
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -537,9 +643,19 @@ def fit_roi(spec, data: pd.DataFrame) -> list[dict]:
     elif spec.kind == "one_sample":
         for group, phase in itertools.product(spec.groups, spec.phases):
             rows.extend(one_sample(data, group, phase))
+    elif spec.kind == "timecourse":
+        for subset in spec.groups:
+            selected = data[data["group"].isin(subset.split("+"))]
+            rows.extend(timecourse_rows(selected, spec, subset))
     else:  # pragma: no cover - the model file parser refuses other kinds
         raise ValueError(f"unknown model kind {spec.kind!r}")
     return rows
+
+
+def has_clock(values: pd.DataFrame, clock: str) -> bool:
+    """Whether any session has a time on a time-course clock."""
+    column = CLOCKS[clock]
+    return column in values and bool(pd.to_numeric(values[column], errors="coerce").notna().any())
 
 
 def fit_models(specs: Sequence, values: pd.DataFrame, measures: Sequence[str]) -> pd.DataFrame:
@@ -550,7 +666,8 @@ def fit_models(specs: Sequence, values: pd.DataFrame, measures: Sequence[str]) -
     specs : sequence of ModelSpec
         The models, in output order.
     values : pandas.DataFrame
-        Long table: ``subject, session, group, phase, age, sex, site, roi, measure, value``.
+        Long table: ``subject, session, group, phase, age, sex, site, roi, measure, value``
+        (and ``hours_since_onset``, ``hours_to_next_onset`` for time-course models).
     measures : sequence of str
         Measure order.
 
@@ -558,12 +675,15 @@ def fit_models(specs: Sequence, values: pd.DataFrame, measures: Sequence[str]) -
     -------
     pandas.DataFrame
         Columns :data:`ROI_STATISTICS_COLUMNS`, sorted by model (file order), measure, test,
-        contrast and ROI; ``family`` is ``model/measure/test``.
+        contrast and ROI; ``family`` is ``model/measure/test``. A time-course model is
+        left out when no session has a time on its clock.
     """
     values = values[np.isfinite(values["value"].to_numpy(float))]
     by_measure_roi = {key: frame for key, frame in values.groupby(["measure", "roi"], sort=True)}
     rows = []
     for order, spec in enumerate(specs):
+        if spec.kind == "timecourse" and not has_clock(values, spec.clock):
+            continue  # no session of the dataset is timed: nothing to model, nothing to say
         wanted = [m for m in measures if m in (spec.measures or measures)]
         for (measure, roi), data in by_measure_roi.items():
             if measure not in wanted:

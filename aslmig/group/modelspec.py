@@ -44,6 +44,7 @@ import tomli_w
 from aslmig.errors import InputError, quote
 from aslmig.group.collect import MEASURES
 from aslmig.group.labels import DERIVE_CHOICES, LabelSpec
+from aslmig.group.timecourse import DEFAULT_WINDOW
 
 try:  # Python 3.11+
     import tomllib
@@ -51,7 +52,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 #: Kinds of model.
-MODEL_KINDS = ("ancova", "within", "interaction", "one_sample")
+MODEL_KINDS = ("ancova", "within", "interaction", "one_sample", "timecourse")
+#: Clocks of a ``timecourse`` model and their default windows (hours).
+TIMECOURSE_CLOCKS = DEFAULT_WINDOW
 #: Covariates an ANCOVA can adjust for (their columns are named in ``[labels]``).
 COVARIATES = ("age", "sex")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
@@ -95,13 +98,19 @@ class ModelSpec:
         ``interaction``: exactly two groups (a - b); ``one_sample``: groups tested.
     phase, reference : str
         ``ancova``: the phase whose sessions are compared (``phase``);
-        ``within``/``interaction``: ``phase`` - ``reference``.
+        ``within``/``interaction``: ``phase`` - ``reference``; ``timecourse``: the phase of
+        the sessions that anchor the curve at zero (``reference``, default interictal).
     phases : tuple of str
         ``one_sample``: phases tested.
     covariates : tuple of str
         ``ancova``: of ``age``, ``sex``.
     site : str
         ``ancova``: ``"auto"`` (adjust for site when present) or ``"never"``.
+    clock : str
+        ``timecourse``: ``"since_onset"`` (hours since the attack onset) or
+        ``"to_next_onset"`` (hours to the next onset).
+    window_hours : float
+        ``timecourse``: sessions up to this many hours on the clock make the curve.
     """
 
     name: str
@@ -113,6 +122,8 @@ class ModelSpec:
     phases: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
     site: str = "auto"
+    clock: str = "since_onset"
+    window_hours: float = DEFAULT_WINDOW["since_onset"]
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,10 @@ class GroupSpec:
 
 
 def default_models() -> tuple[ModelSpec, ...]:
-    """Return the default models (issue 7): between-group, ictal vs interictal, aura x phase, AI."""
+    """Return the default models: between-group, ictal vs interictal, aura x phase, AI, time course.
+
+    The time course is fitted only when some session has ``hours_since_attack_onset``.
+    """
     return (
         ModelSpec(
             name="between_group",
@@ -159,6 +173,12 @@ def default_models() -> tuple[ModelSpec, ...]:
             measures=("ai",),
             groups=("MwA",),
             phases=("interictal", "ictal"),
+        ),
+        ModelSpec(
+            name="attack_time_course",
+            kind="timecourse",
+            groups=("MwA", "MwoA"),
+            reference="interictal",
         ),
     )
 
@@ -335,6 +355,7 @@ _MODEL_KEYS = {
     "within": {"name", "kind", "measures", "groups", "phase", "reference"},
     "interaction": {"name", "kind", "measures", "groups", "phase", "reference"},
     "one_sample": {"name", "kind", "measures", "groups", "phases"},
+    "timecourse": {"name", "kind", "measures", "groups", "reference", "clock", "window_hours"},
 }
 
 
@@ -362,11 +383,27 @@ def _model(source, index: int, values: Any, labels: LabelSpec) -> ModelSpec:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InputError(source, f"{where}: {key} must be a list of texts")
             checked[key] = tuple(value)
-    for key in ("phase", "reference", "site"):
+    for key in ("phase", "reference", "site", "clock"):
         if key in values:
             if not isinstance(values[key], str):
                 raise InputError(source, f"{where}: {key} must be a text")
             checked[key] = values[key]
+    if checked.get("clock", "since_onset") not in TIMECOURSE_CLOCKS:
+        raise InputError(
+            source,
+            f"{where}: clock is {quote(checked['clock'])}",
+            f"use {' or '.join(TIMECOURSE_CLOCKS)}",
+        )
+    if "window_hours" in values:
+        if not _is_number(values["window_hours"]) or values["window_hours"] <= 0:
+            raise InputError(
+                source,
+                f"{where}: window_hours is {quote(values['window_hours'])}",
+                "give a number of hours > 0, e.g. 72",
+            )
+        checked["window_hours"] = float(values["window_hours"])
+    elif kind == "timecourse":
+        checked["window_hours"] = TIMECOURSE_CLOCKS[checked.get("clock", "since_onset")]
     if "measures" in values:
         checked["measures"] = _measures(source, f"{where}: measures", values["measures"])
     defaults = {
@@ -382,6 +419,10 @@ def _model(source, index: int, values: Any, labels: LabelSpec) -> ModelSpec:
         },
         "interaction": {"phase": "ictal", "reference": "interictal"},
         "one_sample": {"phases": (labels.control_phase,)},
+        "timecourse": {
+            "groups": tuple(g for g in labels.groups if g != labels.control_group),
+            "reference": labels.control_phase,
+        },
     }[kind]
     return ModelSpec(**{**defaults, **checked})
 
@@ -417,6 +458,7 @@ def _check_levels(source, model: ModelSpec, labels: LabelSpec) -> None:
         "within": bool(model.groups) and bool(model.phase and model.reference),
         "interaction": len(model.groups) == 2 and bool(model.phase and model.reference),
         "one_sample": bool(model.groups) and bool(model.phases),
+        "timecourse": bool(model.groups) and bool(model.reference),
     }[model.kind]
     same = model.kind in ("within", "interaction") and model.phase == model.reference
     if not needs or same:

@@ -19,6 +19,7 @@ from aslmig.group.maps import (
     run_voxelwise,
 )
 from aslmig.reports.group import write_group_report
+from aslmig.reports.timecourse import timecourse_figures
 
 TERRITORY_LEVEL = LEVELS.index("territories")
 
@@ -49,6 +50,18 @@ def methods_text(statistics: pd.DataFrame, settings: MapSettings, voxelwise: pd.
         "with the Benjamini-Hochberg false discovery rate within each family (one test of one "
         "model on one measure, over regions and contrasts).",
     ]
+    if "timecourse_F" in set(statistics["test"]):
+        parts.append(
+            "Time course across the attack: within the patients of each group, regional values "
+            "were modelled as the patient's random intercept plus, for sessions up to the "
+            "window on the clock, a restricted cubic spline in log(1 + hours since the attack "
+            "onset) (Harrell 2015; 3-5 knots at quantiles of the observed times; interictal "
+            "sessions anchor the curve at zero), fitted by REML with between-within degrees of "
+            "freedom. Any change was tested with the Wald F test of the spline; a biphasic "
+            "course (below zero early and above zero later) with an intersection-union test "
+            "(Berger 1982) of two sup-t tests over the time grid, and the time of the sign "
+            "change was reported with a 95% interval from draws of the spline coefficients."
+        )
     if not voxelwise.empty:
         correction = "maximum voxel statistic"
         correction += f", cluster mass at |t| > {settings.cluster_threshold:g}"
@@ -76,6 +89,7 @@ def write_maps_and_report(
     maps: UnitMaps | None,
     settings: MapSettings,
     sources: list[str],
+    timecourse: pd.DataFrame | None = None,
 ) -> Path:
     """Run the voxelwise stage (when maps are given) and write the group report.
 
@@ -102,5 +116,6 @@ def write_maps_and_report(
         values=values,
         methods=methods_text(statistics, settings, summary),
         maps=figure_list,
+        timecourse=timecourse_figures(timecourse, statistics) if timecourse is not None else (),
     )
     return report

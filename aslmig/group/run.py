@@ -40,7 +40,7 @@ from aslmig.group.collect import (
 )
 from aslmig.group.labels import Labels, label_units, read_labels, resolve_problems
 from aslmig.group.maps import MapSettings, load_unit_maps
-from aslmig.group.models import fit_models
+from aslmig.group.models import fit_models, timecourse_curves
 from aslmig.group.modelspec import GroupSpec, read_model_file, spec_to_toml
 from aslmig.group.report import write_maps_and_report
 
@@ -60,6 +60,8 @@ class GroupResult:
     ----------
     values, statistics, exclusions : pandas.DataFrame
         The three tables.
+    timecourse : pandas.DataFrame
+        Curves and session points of the time-course models (empty without timed sessions).
     spec : GroupSpec
         The resolved model specification.
     sources : dict
@@ -69,6 +71,7 @@ class GroupResult:
     values: pd.DataFrame
     statistics: pd.DataFrame
     exclusions: pd.DataFrame
+    timecourse: pd.DataFrame
     spec: GroupSpec
     sources: dict[str, str]
 
@@ -133,7 +136,7 @@ def run_group(config) -> int:
     )
     report = write_maps_and_report(
         destination, Path(config.output_dir), result.statistics, result.values, maps,
-        map_settings, list(result.sources),
+        map_settings, list(result.sources), result.timecourse,
     )  # fmt: skip
     print(f"aslmig: group statistics written to {destination}")
     print(f"Group report: {report}")
@@ -215,11 +218,13 @@ def compute_group(
     values = _attach_labels(collected.values, unit_labels, spec)
     measures = [measure for measure in MEASURES if measure in set(values["measure"])]
     statistics = fit_models(spec.models, values, measures)
+    timecourse = timecourse_curves(spec.models, values, measures)
     sources = _sources(bids_dir, labels, checksums)
     exclusions = exclusions[list(EXCLUSION_COLUMNS)].sort_values(
         ["subject", "session", "stage", "reason"], kind="stable"
     )
-    return GroupResult(values, statistics, exclusions.reset_index(drop=True), spec, sources)
+    exclusions = exclusions.reset_index(drop=True)
+    return GroupResult(values, statistics, exclusions, timecourse, spec, sources)
 
 
 def _check_selected(
@@ -423,6 +428,14 @@ def write_group(destination: Path, result: GroupResult) -> None:
         ),
         "exclusions": (result.exclusions, "Units left out, and why."),
     }
+    if not result.timecourse.empty:
+        tables["timecourse"] = (
+            result.timecourse,
+            "Time-course models: the fitted change f(hours) with its pointwise 95% interval "
+            "(ci_low, ci_high) and simultaneous 95% band (band_low, band_high) on a grid "
+            "(kind = curve), and each session on the clock as a point (kind = session; "
+            "estimate = its value minus the intercept and its participant's random intercept).",
+        )
     atomic_write(model_path, lambda temporary: temporary.write_text(model_text, encoding="utf-8"))
     for name, (table, description) in tables.items():
         path = destination / f"{name}.tsv"

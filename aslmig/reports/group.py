@@ -257,6 +257,8 @@ def build_group_html(
     values: pd.DataFrame,
     methods: str,
     maps: Sequence[MapFigure] = (),
+    timecourse: Sequence[MapFigure] = (),
+    territories: Sequence[MapFigure] = (),
     q_threshold: float = 0.05,
     paired_phases: tuple[str, str] = ("interictal", "ictal"),
 ) -> str:
@@ -268,8 +270,12 @@ def build_group_html(
     sections.append(("regions", "Regional values by group"))
     if paired:
         sections.append(("paired", f"{paired_phases[0]} and {paired_phases[1]} per subject"))
+    if timecourse:
+        sections.append(("timecourse", "Time course across the attack"))
     if maps:
         sections.append(("maps", "Maps"))
+    if territories:
+        sections.append(("territories", "Patient sessions and arterial territories"))
     sections.append(("methods", "Methods"))
     return render(
         "group.html",
@@ -283,6 +289,8 @@ def build_group_html(
         paired_plots=paired,
         paired_phases=paired_phases,
         maps=list(maps),
+        timecourse=list(timecourse),
+        territories=list(territories),
         methods_paragraphs=[p.strip() for p in str(methods).split("\n\n") if p.strip()],
     )
 
@@ -295,6 +303,8 @@ def write_group_report(
     values: pd.DataFrame,
     methods: str,
     maps: Sequence[MapFigure] = (),
+    timecourse: Sequence[MapFigure] = (),
+    territories: Sequence[MapFigure] = (),
 ) -> None:
     """Write the group report, a self-contained HTML page.
 
@@ -315,8 +325,18 @@ def write_group_report(
         Methods text, plain; paragraphs separated by blank lines; escaped.
     maps : sequence of MapFigure, optional
         Map figures shown in order.
+    timecourse : sequence of MapFigure, optional
+        Time-course figures (:mod:`aslmig.reports.timecourse`).
+    territories : sequence of MapFigure, optional
+        Patient-session abnormality maps with territory outlines and their tables' figures.
     """
     document = build_group_html(
-        title=title, statistics=statistics, values=values, methods=methods, maps=maps
+        title=title,
+        statistics=statistics,
+        values=values,
+        methods=methods,
+        maps=maps,
+        timecourse=timecourse,
+        territories=territories,
     )
     atomic_write(Path(path), lambda temporary: temporary.write_text(document, encoding="utf-8"))

@@ -2,8 +2,9 @@
 
 :func:`simulate_cohort` is the Python entry point (``aslmig simulate`` is a thin wrapper):
 
-1. plan the cohort: participants per group (age, sex, typical aura side, head scaling, global
-   and per-region CBF factors) and their sessions (phase, head pose, session factor);
+1. plan the cohort (:mod:`aslmig.sim.plan`): participants per group (age, sex, typical aura
+   side, site, head scaling, global and per-region CBF factors) and their sessions (phase,
+   attack timing, head pose, session factor);
 2. per session, build grey- and white-matter CBF maps on the template grid (baseline × factors
    × the regional effects that apply to the participant's group and the session's phase);
 3. resample the tissue compartments onto the participant's ASL grid at the session's head
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,100 +38,26 @@ from aslmig.sim.anatomy import (
     head_matrix,
     load_template_anatomy,
     motion_trajectory,
-    random_pose,
     resample_channels,
 )
 from aslmig.sim.io import write_json, write_nifti, write_tsv
-from aslmig.sim.regions import AtlasRegions, RegionMask, load_sim_atlas
-from aslmig.sim.spec import (
-    CONTROL_PHASE,
-    GROUPS,
-    WILDCARD,
-    CohortSpec,
-    check_spec,
-    output_problem,
+from aslmig.sim.plan import (
+    STREAM_PURPOSE,
+    ParticipantPlan,
+    SessionPlan,
+    effect_tissue,
+    plan_cohort,
+    session_change,
+    site_distortion,
+    stream_rng,
 )
+from aslmig.sim.regions import AtlasRegions, RegionMask, load_sim_atlas
+from aslmig.sim.spec import CohortSpec, check_spec, output_problem
 
 COHORT_NAME = "aslmig simulated migraine ASL cohort"
 TRUTH_PIPELINE = "ground-truth"
-SEX_FEMALE_PROBABILITY = {"HC": 0.6, "MwA": 0.75, "MwoA": 0.75}
-AGE_RANGE = (20, 55)
-ICTAL_HOURS = {"ictal": (1.0, 24.0), "postictal": (24.0, 72.0)}
 T1W_NOISE_SD = 5.0
 T1W_OFFSET = 10.0
-_PURPOSE = {"participant": 0, "session": 1, "noise": 2}
-
-
-@dataclass(frozen=True)
-class SessionPlan:
-    """One session of a participant.
-
-    Attributes
-    ----------
-    label : str
-        Session label (``1``, ``2`` ...).
-    phase : str
-        Migraine phase.
-    hours_since_onset : float or None
-        Hours since the attack began (ictal and postictal sessions).
-    pose : ndarray
-        Head pose (mm, rad) relative to the template.
-    factor : float
-        Per-session global CBF factor.
-    key : tuple of int
-        Random-stream key of the session.
-    """
-
-    label: str
-    phase: str
-    hours_since_onset: float | None
-    pose: np.ndarray
-    factor: float
-    key: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ParticipantPlan:
-    """One participant and the truth that does not change between sessions.
-
-    Attributes
-    ----------
-    label : str
-        Participant label without ``sub-``.
-    group : str
-        ``HC``, ``MwA`` or ``MwoA``.
-    age : int
-        Years.
-    sex : str
-        ``F`` or ``M``.
-    aura_side : str
-        Typical aura side (``left``/``right``, ``n/a`` without aura).
-    scale : float
-        Global head scaling.
-    global_factor : float
-        Per-participant global CBF factor.
-    region_factors : dict
-        Region name -> CBF factor.
-    sessions : tuple of SessionPlan
-        Sessions in order.
-    """
-
-    label: str
-    group: str
-    age: int
-    sex: str
-    aura_side: str
-    scale: float
-    global_factor: float
-    region_factors: dict[str, float] = field(repr=False)
-    sessions: tuple[SessionPlan, ...]
-
-    @property
-    def participant_id(self) -> str:
-        """``sub-<label>``."""
-        return f"sub-{self.label}"
-
-
 @dataclass(frozen=True)
 class SessionImages:
     """Noise-free images of one session on its ASL grid, and the native truth.
@@ -194,107 +121,6 @@ class SimulationResult:
     seconds: float
 
 
-def _rng(spec: CohortSpec, *key: int) -> np.random.Generator:
-    return np.random.default_rng([int(spec.seed) & 0xFFFFFFFF, *key])
-
-
-def _factor(rng: np.random.Generator, sd: float) -> float:
-    """1 + N(0, sd), clipped to ±3 SD (always positive for sd <= 0.3)."""
-    return float(1.0 + sd * np.clip(rng.standard_normal(), -3.0, 3.0))
-
-
-def participant_label(group: str, number: int) -> str:
-    """Label of the ``number``-th (1-based) participant of ``group``, e.g. ``mwa01``."""
-    return f"{group.lower()}{number:02d}"
-
-
-def session_phases(spec: CohortSpec, group: str) -> tuple[str, ...]:
-    """Phases of a participant's sessions: the spec's phases; one interictal for controls."""
-    return (CONTROL_PHASE,) if group == "HC" else tuple(spec.phases)
-
-
-def _plan_sessions(spec: CohortSpec, key: tuple[int, ...], group: str) -> tuple[SessionPlan, ...]:
-    sessions = []
-    for number, phase in enumerate(session_phases(spec, group), start=1):
-        session_key = (*key, _PURPOSE["session"], number)
-        rng = _rng(spec, *session_key)
-        pose = random_pose(rng, spec.pose_translation_mm, spec.pose_rotation_deg)
-        factor = _factor(rng, spec.session_sd)
-        hours = None
-        if phase in ICTAL_HOURS:
-            low, high = ICTAL_HOURS[phase]
-            hours = round(float(rng.uniform(low, high)), 1)
-        sessions.append(SessionPlan(str(number), phase, hours, pose, factor, session_key))
-    return tuple(sessions)
-
-
-def aura_side(spec: CohortSpec, group: str, random_side: str) -> str:
-    """Typical aura side of a participant: ``n/a`` without aura, else the visual-field side.
-
-    When the MwA effects change one hemisphere only (regions ending in ``_L`` or ``_R``),
-    the aura is on the opposite side of the visual field (a left occipital change gives a
-    right-hemifield aura); otherwise the side is ``random_side``.
-    """
-    if group != "MwA":
-        return "n/a"
-    hemispheres = {
-        effect.roi.rsplit("_", 1)[-1]
-        for effect in spec.effects
-        if effect.group in (WILDCARD, "MwA") and effect.roi.endswith(("_L", "_R"))
-    }
-    if len(hemispheres) == 1:
-        return {"L": "right", "R": "left"}[hemispheres.pop()]
-    return random_side
-
-
-def plan_cohort(spec: CohortSpec, region_names: list[str] | None = None) -> list[ParticipantPlan]:
-    """Draw the participants and sessions of a cohort (no images).
-
-    Parameters
-    ----------
-    spec : CohortSpec
-        The cohort specification.
-    region_names : list of str, optional
-        Regions that get a per-participant factor (``spec.region_sd``).
-
-    Returns
-    -------
-    list of ParticipantPlan
-        Participants ordered by group (``HC``, ``MwA``, ``MwoA``) and number.
-    """
-    plans = []
-    for group in GROUPS:
-        for number in range(1, int(spec.n_per_group.get(group, 0)) + 1):
-            key = (GROUPS.index(group), number)
-            rng = _rng(spec, *key, _PURPOSE["participant"])
-            age = int(rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1))
-            sex = "F" if rng.random() < SEX_FEMALE_PROBABILITY[group] else "M"
-            random_side = ("left", "right")[int(rng.integers(2))]
-            side = aura_side(spec, group, random_side)
-            scale = _factor(rng, spec.scale_sd)
-            global_factor = _factor(rng, spec.subject_sd)
-            regions = {name: _factor(rng, spec.region_sd) for name in (region_names or [])}
-            plans.append(
-                ParticipantPlan(
-                    participant_label(group, number),
-                    group,
-                    age,
-                    sex,
-                    side,
-                    scale,
-                    global_factor,
-                    regions,
-                    _plan_sessions(spec, key, group),
-                )
-            )
-    return plans
-
-
-def effect_tissue(roi: str) -> str:
-    """Compartment an effect or regional factor acts on: WM for ``white_matter``, else GM."""
-    return "WM" if roi == "white_matter" else "GM"
-
-
 def cbf_maps(
     spec: CohortSpec,
     anatomy: TemplateAnatomy,
@@ -328,11 +154,8 @@ def cbf_maps(
         "WM": np.full(anatomy.shape, spec.wm_cbf * scale),
     }
     changes = [(name, factor) for name, factor in participant.region_factors.items()]
-    changes += [
-        (effect.roi, 1.0 + effect.change)
-        for effect in spec.effects
-        if effect.applies_to(participant.group, session.phase)
-    ]
+    changes += [(effect.roi, 1.0 + session_change(effect, participant, session))
+                for effect in spec.effects]  # fmt: skip
     for roi, factor in changes:
         if factor != 1.0:
             maps[effect_tissue(roi)][regions(roi)] *= factor
@@ -376,10 +199,13 @@ def render_session(
         Images in float64.
     """
     cbf_gm, cbf_wm = cbf_maps(spec, anatomy, participant, session, regions)
-    channels = signal.template_channels(anatomy.gm, anatomy.wm, anatomy.csf, cbf_gm, cbf_wm)
+    measured_gm, measured_wm = site_distortion(participant.site, cbf_gm, cbf_wm)
+    channels = signal.template_channels(
+        anatomy.gm, anatomy.wm, anatomy.csf, measured_gm, measured_wm
+    )
     grid = grid_for(spec.voxel_mm)
     acquisition = signal.plan_acquisition(spec, grid[0][2])
-    rng = _rng(spec, *session.key, _PURPOSE["noise"])
+    rng = stream_rng(spec, *session.key, STREAM_PURPOSE["noise"])
     motion = motion_trajectory(
         rng, acquisition.n_volumes, spec.motion_translation_mm, spec.motion_rotation_deg
     )
@@ -468,7 +294,7 @@ def write_session(
         Noise SD used.
     """
     sd = noise_sd(spec, images.reference)
-    rng = _rng(spec, *session.key, _PURPOSE["noise"], 1)
+    rng = stream_rng(spec, *session.key, STREAM_PURPOSE["noise"], 1)
     perf = _session_dir(root, participant, session) / "perf"
     stem = _stem(participant, session)
     series = images.series + (rng.normal(0.0, sd, images.series.shape) if sd else 0.0)
@@ -500,7 +326,7 @@ def write_t1w(
     image = resample_channels(
         channels, anatomy.affine, head_matrix(session.pose, participant.scale), shape, affine
     )[0]
-    rng = _rng(spec, *session.key, _PURPOSE["noise"], 2)
+    rng = stream_rng(spec, *session.key, STREAM_PURPOSE["noise"], 2)
     if not math.isinf(spec.snr):
         image = image + rng.normal(0.0, T1W_NOISE_SD, shape)
     anat = _session_dir(root, participant, session) / "anat"
@@ -543,20 +369,34 @@ SESSIONS_JSON = {
         },
     },
     "hours_since_attack_onset": {"Description": "Time since the attack began", "Units": "h"},
+    "hours_to_next_attack_onset": {
+        "Description": "Time from the scan to the onset of the next attack",
+        "Units": "h",
+    },
 }
+SITE_JSON = {"site": {"Description": "Acquisition site"}}
 
 
 def write_tables(root: Path, plans: list[ParticipantPlan]) -> None:
     """Write ``participants.tsv``/``.json`` and each ``sub-X_sessions.tsv``/``.json``."""
+    sites = any(p.site for p in plans)
+    columns = {**PARTICIPANTS_JSON, **(SITE_JSON if sites else {})}
     write_tsv(
         root / "participants.tsv",
-        list(PARTICIPANTS_JSON),
-        [[p.participant_id, p.group, p.age, p.sex, p.aura_side] for p in plans],
+        list(columns),
+        [
+            [p.participant_id, p.group, p.age, p.sex, p.aura_side]
+            + ([p.site.name] if sites else [])
+            for p in plans
+        ],
     )
-    write_json(root / "participants.json", PARTICIPANTS_JSON)
+    write_json(root / "participants.json", columns)
     write_json(root / "sessions.json", SESSIONS_JSON)
     for p in plans:
-        rows = [[f"ses-{s.label}", s.phase, s.hours_since_onset] for s in p.sessions]
+        rows = [
+            [f"ses-{s.label}", s.phase, s.hours_since_onset, s.hours_to_next_onset]
+            for s in p.sessions
+        ]
         write_tsv(
             root / p.participant_id / f"{p.participant_id}_sessions.tsv", list(SESSIONS_JSON), rows
         )
@@ -654,12 +494,13 @@ def _effects_frame(spec: CohortSpec) -> pd.DataFrame:
             "group": e.group,
             "phase": e.phase,
             "roi": e.roi,
-            "change": e.change,
+            "change": e.change if not e.profile else None,
+            "profile": str(e).split("=", 1)[1] if e.profile else None,
             "tissue": effect_tissue(e.roi),
         }
         for e in spec.effects
     ]
-    return pd.DataFrame(rows, columns=["group", "phase", "roi", "change", "tissue"])
+    return pd.DataFrame(rows, columns=["group", "phase", "roi", "change", "profile", "tissue"])
 
 
 def _participants_frame(plans: list[ParticipantPlan]) -> pd.DataFrame:
@@ -671,6 +512,7 @@ def _participants_frame(plans: list[ParticipantPlan]) -> pd.DataFrame:
                 "age": p.age,
                 "sex": p.sex,
                 "aura_side_typical": p.aura_side,
+                "site": p.site.name if p.site else None,
                 "head_scale": p.scale,
                 "global_factor": p.global_factor,
             }
@@ -714,6 +556,7 @@ def _session_row(participant: ParticipantPlan, session: SessionPlan, sd: float) 
         "group": participant.group,
         "migraine_phase": session.phase,
         "hours_since_attack_onset": session.hours_since_onset,
+        "hours_to_next_attack_onset": session.hours_to_next_onset,
         "session_factor": session.factor,
         "noise_sd": sd,
     }

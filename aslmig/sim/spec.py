@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aslmig.errors import InputError, quote
 
 GROUPS = ("HC", "MwA", "MwoA")
@@ -26,36 +28,106 @@ READOUTS = ("2D", "3D")
 M0_TYPES = ("Separate", "Included")
 FIELD_STRENGTHS = (1.5, 3.0)
 _EFFECT_PATTERN = re.compile(r"^\s*([^:=\s]+)\s*:\s*([^:=\s]+)\s*:\s*([^:=\s]+)\s*=\s*(\S+)\s*$")
+_PROFILE_PATTERN = re.compile(
+    r"^\s*([^:=\s]+)\s*:\s*([^:=\s]+)\s*=\s*(biphasic|profile)\((.*)\)\s*$"
+)
+_PLATEAU_PATTERN = re.compile(r"^\s*([-+]?[0-9.eE+-]+)\s*@\s*([0-9.]+)\s*-\s*([0-9.]+)\s*h\s*$")
+_SITE_PATTERN = re.compile(r"^\s*([A-Za-z0-9]+)\s*=\s*([0-9.eE+-]+?)\s*(?:([-+])\s*([0-9.]+))?\s*$")
 
 
 @dataclass(frozen=True)
 class Effect:
-    """A fractional change of CBF in one region for one group and phase.
+    """A fractional change of CBF in one region for one group and phase, or along the attack.
 
     Attributes
     ----------
     group : str
         ``HC``, ``MwA``, ``MwoA`` or ``*`` (every group).
     phase : str
-        A migraine phase or ``*`` (every phase).
+        A migraine phase or ``*`` (every phase); ``*`` for a time profile.
     roi : str
         Region name of the atlas (``occipital_cortex_L`` ...).
     change : float
         Fractional change, e.g. ``-0.15`` for -15 %; grey-matter CBF in the region is
         multiplied by ``1 + change`` (white-matter CBF for the ``white_matter`` region).
+        Unused when ``profile`` is given.
+    profile : tuple of (change, start, end)
+        A change that follows the hours since the attack onset: plateaus of ``change`` from
+        ``start`` to ``end`` hours, joined by straight lines, and no change before the first
+        plateau, after the last one, or in sessions without an attack time.
     """
 
     group: str
     phase: str
     roi: str
-    change: float
+    change: float = 0.0
+    profile: tuple[tuple[float, float, float], ...] = ()
 
     def applies_to(self, group: str, phase: str) -> bool:
         """Whether the effect applies to a participant of ``group`` in a ``phase`` session."""
         return self.group in (WILDCARD, group) and self.phase in (WILDCARD, phase)
 
+    def change_at(self, group: str, phase: str, hours_since_onset: float | None) -> float:
+        """Fractional change in a session of ``group``, ``phase``, at ``hours_since_onset``."""
+        if not self.applies_to(group, phase):
+            return 0.0
+        if not self.profile:
+            return self.change
+        if hours_since_onset is None:
+            return 0.0
+        return profile_change(self.profile, hours_since_onset)
+
     def __str__(self) -> str:
+        if self.profile:
+            plateaus = ",".join(f"{c:+g}@{a:g}-{b:g}h" for c, a, b in self.profile)
+            return f"{self.group}:{self.roi}=profile({plateaus})"
         return f"{self.group}:{self.phase}:{self.roi}={self.change:g}"
+
+
+def profile_change(profile: Sequence[tuple[float, float, float]], hours: float) -> float:
+    """Piecewise-linear change through the plateaus of a profile; 0 outside them.
+
+    Parameters
+    ----------
+    profile : sequence of (change, start, end)
+        Plateaus in time order, not overlapping.
+    hours : float
+        Hours since the attack onset.
+
+    Returns
+    -------
+    float
+        The plateau's change inside a plateau, linear between two plateaus, 0 before the
+        first start and after the last end.
+    """
+    corners_t = [t for _, start, end in profile for t in (start, end)]
+    corners_c = [c for change, _, _ in profile for c in (change, change)]
+    if hours < corners_t[0] or hours > corners_t[-1]:
+        return 0.0
+    return float(np.interp(hours, corners_t, corners_c))
+
+
+@dataclass(frozen=True)
+class SiteEffect:
+    """How one acquisition site distorts the CBF it measures (the truth is unchanged).
+
+    Attributes
+    ----------
+    name : str
+        Site label written to ``participants.tsv``.
+    scale : float
+        Multiplicative effect: measured CBF = ``scale`` x (true CBF + ``offset``), e.g. 0.8 for
+        a labeling efficiency 20 % below the one in the sidecars.
+    offset : float
+        Additive effect, mL/100 g/min (e.g. a vascular or background-suppression bias).
+    """
+
+    name: str
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.scale:g}{self.offset:+g}"
 
 
 @dataclass(frozen=True)
@@ -70,7 +142,11 @@ class CohortSpec:
         Session phases of each patient (one session per phase, in this order); healthy
         controls have one ``interictal`` session.
     effects : tuple of Effect
-        Regional CBF changes (they multiply when several apply).
+        Regional CBF changes (they multiply when several apply), fixed per phase or
+        following the hours since the attack onset.
+    sites : tuple of SiteEffect
+        Acquisition sites: participants are assigned to them in turn within each group, and
+        each distorts the CBF it measures (none: one site, no ``site`` column).
     subject_sd : float
         SD of the per-participant global CBF factor (1 + N(0, SD)).
     region_sd : float
@@ -125,6 +201,7 @@ class CohortSpec:
     n_per_group: Mapping[str, int] = field(default_factory=lambda: {"HC": 2, "MwA": 2, "MwoA": 2})
     phases: tuple[str, ...] = ("interictal", "ictal")
     effects: tuple[Effect, ...] = ()
+    sites: tuple[SiteEffect, ...] = ()
     subject_sd: float = 0.10
     region_sd: float = 0.05
     session_sd: float = 0.05
@@ -165,6 +242,7 @@ class CohortSpec:
         out["phases"] = list(self.phases)
         out["plds"] = list(self.plds)
         out["effects"] = [asdict(e) for e in self.effects]
+        out["sites"] = [asdict(site) for site in self.sites]
         out["snr"] = "inf" if math.isinf(self.snr) else self.snr
         atlas = self.atlas
         out["atlas"] = atlas if isinstance(atlas, str) else str(getattr(atlas, "name", atlas))
@@ -201,7 +279,13 @@ def parse_counts(items: Sequence[str], option: str = "--n") -> dict[str, int]:
 
 
 def parse_effect(text: str, option: str = "--effect") -> Effect:
-    """Parse ``GROUP:PHASE:ROI=CHANGE`` (``*`` for any group or phase).
+    """Parse ``GROUP:PHASE:ROI=CHANGE`` or a time profile ``GROUP:ROI=biphasic(...)``.
+
+    A time profile lists plateaus ``CHANGE@START-ENDh`` (hours since the attack onset),
+    e.g. ``MwA:occipital_cortex_L=biphasic(-0.20@0-2h,+0.15@6-24h)``: -20 % from 0 to 2 h,
+    a straight line to +15 % at 6 h, +15 % until 24 h, then no change (see
+    :func:`profile_change`). ``biphasic`` needs two plateaus of opposite sign, ``profile``
+    one or more.
 
     Parameters
     ----------
@@ -215,8 +299,14 @@ def parse_effect(text: str, option: str = "--effect") -> Effect:
     Effect
         The parsed effect (not yet checked against groups, phases and ROIs).
     """
+    profile = _PROFILE_PATTERN.match(str(text))
+    if profile:
+        return _parse_profile(text, option, *profile.groups())
     match = _EFFECT_PATTERN.match(str(text))
-    fix = "write GROUP:PHASE:ROI=CHANGE, e.g. MwA:ictal:occipital_cortex_L=-0.15"
+    fix = (
+        "write GROUP:PHASE:ROI=CHANGE, e.g. MwA:ictal:occipital_cortex_L=-0.15, or "
+        "GROUP:ROI=biphasic(-0.20@0-2h,+0.15@6-24h)"
+    )
     if not match:
         raise InputError(option, f"{quote(text)} is not GROUP:PHASE:ROI=CHANGE", fix)
     group, phase, roi, change = match.groups()
@@ -225,6 +315,55 @@ def parse_effect(text: str, option: str = "--effect") -> Effect:
     except ValueError:
         raise InputError(option, f"{quote(text)}: {quote(change)} is not a number", fix) from None
     return Effect(group, phase, roi, value)
+
+
+def _parse_profile(text: str, option: str, group: str, roi: str, kind: str, body: str) -> Effect:
+    fix = "write plateaus CHANGE@START-ENDh in time order, e.g. biphasic(-0.20@0-2h,+0.15@6-24h)"
+    plateaus = []
+    for part in body.split(","):
+        match = _PLATEAU_PATTERN.match(part)
+        try:
+            change, start, end = (float(value) for value in match.groups()) if match else ()
+        except ValueError:
+            match = None
+        if not match:
+            raise InputError(option, f"{quote(text)}: {quote(part)} is not CHANGE@START-ENDh", fix)
+        plateaus.append((change, start, end))
+    times = [t for _, start, end in plateaus for t in (start, end)]
+    if any(later < earlier for earlier, later in zip(times, times[1:], strict=False)):
+        raise InputError(option, f"{quote(text)}: the plateaus overlap or are not in order", fix)
+    signs = {change > 0 for change, _, _ in plateaus if change}
+    if kind == "biphasic" and (len(plateaus) != 2 or len(signs) != 2):
+        text = f"{quote(text)}: biphasic needs two plateaus of opposite sign"
+        raise InputError(option, text, fix)
+    return Effect(group, WILDCARD, roi, profile=tuple(plateaus))
+
+
+def parse_site(text: str, option: str = "--site") -> SiteEffect:
+    """Parse ``NAME=SCALE[+OFFSET]``, e.g. ``B=0.8`` or ``C=1.1-4`` (offset in mL/100 g/min).
+
+    Parameters
+    ----------
+    text : str
+        The site and its distortion of the measured CBF.
+    option : str
+        Option name for messages.
+
+    Returns
+    -------
+    SiteEffect
+        The parsed site.
+    """
+    match = _SITE_PATTERN.match(str(text))
+    fix = "write NAME=SCALE[+OFFSET], e.g. --site A=1 --site B=0.8+3"
+    try:
+        name, scale, sign, offset = match.groups() if match else (None,) * 4
+        if name is None:
+            raise ValueError(text)
+        value = float(offset or 0.0) * (-1.0 if sign == "-" else 1.0)
+        return SiteEffect(name, float(scale), value)
+    except ValueError:
+        raise InputError(option, f"{quote(text)} is not NAME=SCALE[+OFFSET]", fix) from None
 
 
 def _positive(option: str, value: float, allow_inf: bool = False) -> None:
@@ -276,10 +415,24 @@ def _check_effects(spec: CohortSpec) -> None:
                 f"{quote(str(effect))}: unknown phase {quote(effect.phase)}",
                 f"use {', '.join(PHASES)} or *",
             )
-        if not (math.isfinite(effect.change) and effect.change > -1):
+        changes = [change for change, _, _ in effect.profile] or [effect.change]
+        if not all(math.isfinite(change) and change > -1 for change in changes):
             raise InputError(
                 "--effect", f"{quote(str(effect))}: the change must be a fraction above -1"
             )
+
+
+def _check_sites(spec: CohortSpec) -> None:
+    names = [site.name for site in spec.sites]
+    if len(set(names)) != len(names):
+        raise InputError("--site", "names a site twice", "give each site once")
+    for site in spec.sites:
+        if not (math.isfinite(site.scale) and 0.2 <= site.scale <= 5):
+            raise InputError("--site", f"{quote(str(site))}: scale {site.scale:g}",
+                             "give a factor between 0.2 and 5")  # fmt: skip
+        if not (math.isfinite(site.offset) and abs(site.offset) < spec.wm_cbf + spec.gm_cbf):
+            raise InputError("--site", f"{quote(str(site))}: offset {site.offset:g}",
+                             "give an offset smaller than the CBF itself")  # fmt: skip
 
 
 def _check_acquisition(spec: CohortSpec) -> None:
@@ -337,6 +490,7 @@ def check_spec(spec: CohortSpec) -> None:
     _check_groups(spec)
     _check_phases(spec)
     _check_effects(spec)
+    _check_sites(spec)
     _check_acquisition(spec)
     _positive("--snr", spec.snr, allow_inf=True)
     for option, value in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from group_builders import build_cohort, checksums, write_roi_table, write_tsv
@@ -50,7 +51,10 @@ def test_group_level_writes_tables_sidecars_and_model(cohort):
         "ictal_vs_interictal",
         "aura_by_phase",
         "asymmetry",
+        "attack_time_course",  # every ictal session at 3.5 h: rows that say why not estimable
     }
+    course = statistics[statistics["model"] == "attack_time_course"]
+    assert (course["p"] == "n/a").all() and course["note"].str.contains("three or more").all()
     assert set(statistics["measure"]) == {"cbf", "rcbf", "ai"}
     values = pd.read_csv(folder / "roi_values.tsv", sep="\t", keep_default_na=False)
     assert len(values.drop_duplicates(["subject", "session"])) == 4 + 8 + 8
@@ -383,3 +387,47 @@ def test_seed_zero_is_accepted(cohort, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[group]\nseed = 0\n")
     assert run(bids, out, "--config-file", str(config)) == 0
+
+
+def test_time_course_from_timed_sessions_is_modelled_written_and_drawn(tmp_path):
+    """ROI tables of a simulated biphasic cohort (aslmig.sim.roitable) through the CLI."""
+    from group_builders import ROIS
+
+    from aslmig.sim.roitable import simulate_roi_values
+    from aslmig.sim.spec import CohortSpec, parse_effect
+
+    spec = CohortSpec(
+        n_per_group={"HC": 4, "MwA": 40},
+        phases=("interictal", "ictal", "postictal"),
+        effects=(parse_effect("MwA:occipital_cortex_L=biphasic(-0.20@0-2h,+0.15@6-24h)"),),
+        seed=11,
+    )
+    values = simulate_roi_values(spec, ROIS, measurement_sd=0.05)
+    bids, out = tmp_path / "bids", tmp_path / "out"
+    units = values.drop_duplicates(["subject", "session"])
+    people = units.drop_duplicates("subject")
+    write_tsv(bids / "participants.tsv", ["participant_id", "group", "age", "sex"],
+              [[f"sub-{p.subject}", p.group, int(p.age), p.sex] for p in people.itertuples()])
+    for subject, rows in units.groupby("subject"):
+        write_tsv(bids / f"sub-{subject}" / f"sub-{subject}_sessions.tsv",
+                  ["session_id", "migraine_phase", "hours_since_attack_onset"],
+                  [[f"ses-{r.session}", r.phase, None if np.isnan(r.hours_since_onset)
+                    else r.hours_since_onset] for r in rows.itertuples()])
+    for (subject, session), rows in values.groupby(["subject", "session"]):
+        write_roi_table(out, subject, session, dict(zip(rows["roi"], rows["value"], strict=True)))
+    assert run(bids, out, "--no-voxelwise") == 0
+    folder = out / "group" / "default"
+    statistics = pd.read_csv(folder / "roi_statistics.tsv", sep="\t", keep_default_na=False)
+    course = statistics[(statistics["model"] == "attack_time_course")
+                        & (statistics["measure"] == "cbf")
+                        & statistics["contrast"].str.startswith("MwA:")]  # fmt: skip
+    course = course.set_index(["test", "roi"])
+    biphasic = course.loc[("biphasic", "occipital_cortex_L")]
+    assert float(biphasic["q"]) < 0.05 and abs(float(biphasic["estimate"]) - 4.29) < 1.5
+    others = course.loc["biphasic"].drop(index="occipital_cortex_L")
+    assert (pd.to_numeric(others["q"], errors="coerce").fillna(1) >= 0.05).all()
+    curves = pd.read_csv(folder / "timecourse.tsv", sep="\t")
+    assert {"curve", "session"} == set(curves["kind"])
+    assert (folder / "timecourse.json").exists()
+    report = (folder / "report.html").read_text()
+    assert "Time course across the attack" in report and "attack_time_course: MwA cbf" in report

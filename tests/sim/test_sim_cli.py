@@ -50,7 +50,8 @@ def test_simulate_command_with_template_and_atlas(tmp_path, capsys):
 def test_effect_on_the_real_atlas_is_exact(tmp_path):
     from aslmig.atlas.rois import load_atlas
     from aslmig.sim.anatomy import load_template_anatomy
-    from aslmig.sim.cohort import cbf_maps, plan_cohort, prepare_regions
+    from aslmig.sim.cohort import cbf_maps, prepare_regions
+    from aslmig.sim.plan import plan_cohort
 
     anatomy = load_template_anatomy()
     spec = CohortSpec(

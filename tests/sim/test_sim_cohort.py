@@ -84,11 +84,17 @@ def test_participants_and_sessions_tables(cohort):
     sessions = pd.read_csv(
         root / "sub-mwa01" / "sub-mwa01_sessions.tsv", sep="\t", dtype=str, keep_default_na=False
     )
-    assert list(sessions.columns) == ["session_id", "migraine_phase", "hours_since_attack_onset"]
+    assert list(sessions.columns) == [
+        "session_id",
+        "migraine_phase",
+        "hours_since_attack_onset",
+        "hours_to_next_attack_onset",
+    ]
     assert list(sessions["session_id"]) == ["ses-1", "ses-2"]
     assert list(sessions["migraine_phase"]) == ["interictal", "ictal"]
     assert sessions["hours_since_attack_onset"][0] == "n/a"
-    assert 1 <= float(sessions["hours_since_attack_onset"][1]) <= 24
+    assert 0.5 <= float(sessions["hours_since_attack_onset"][1]) <= 24
+    assert set(sessions["hours_to_next_attack_onset"]) == {"n/a"}  # no preictal session
     control = pd.read_csv(
         root / "sub-hc01" / "sub-hc01_sessions.tsv", sep="\t", dtype=str, keep_default_na=False
     )
@@ -102,13 +108,14 @@ def test_truth_layout(cohort):
     parameters = json.loads((truth / "simulation.json").read_text())
     assert parameters["spec"]["seed"] == 7
     assert parameters["spec"]["effects"][0]["roi"] == "occipital_cortex_L"
-    effects = pd.read_csv(truth / "effects.tsv", sep="\t")
-    assert effects.to_dict("records") == [
+    effects = pd.read_csv(truth / "effects.tsv", sep="\t", keep_default_na=False)
+    assert effects.astype(str).to_dict("records") == [
         {
             "group": "MwA",
             "phase": "ictal",
             "roi": "occipital_cortex_L",
-            "change": -0.15,
+            "change": "-0.15",
+            "profile": "n/a",
             "tissue": "GM",
         }
     ]
@@ -179,7 +186,7 @@ def test_wildcard_effects_apply_to_every_group_and_phase(tmp_path, anatomy, atla
 
 
 def test_aura_side_follows_a_lateral_effect():
-    from aslmig.sim.cohort import aura_side
+    from aslmig.sim.plan import aura_side
     from aslmig.sim.spec import CohortSpec, parse_effect
 
     left = CohortSpec(effects=(parse_effect("MwA:ictal:occipital_cortex_L=-0.15"),))

@@ -17,7 +17,8 @@ from aslmig.cbf.multi_delay import fit_multi_delay
 from aslmig.cbf.single_delay import quantify_single_delay
 from aslmig.sim import CohortSpec, parse_effect
 from aslmig.sim.anatomy import load_template_anatomy
-from aslmig.sim.cohort import plan_cohort, prepare_regions, render_session
+from aslmig.sim.cohort import prepare_regions, render_session
+from aslmig.sim.plan import plan_cohort
 from aslmig.sim.signal import M0_REPETITION_TIME_S, TISSUE_M0
 
 MULTI = (0.5, 1.0, 1.5, 2.0, 2.5)
