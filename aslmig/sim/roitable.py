@@ -19,29 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from aslmig.bids.derivatives import ROI_VALUES_COLUMNS
 from aslmig.sim.plan import STREAM_PURPOSE, plan_cohort, session_change, stream_rng
 from aslmig.sim.spec import CohortSpec, check_spec
-
-#: Columns of the table (those of the group level's roi_values.tsv).
-COLUMNS = (
-    "subject",
-    "session",
-    "group",
-    "phase",
-    "phase_source",
-    "age",
-    "sex",
-    "site",
-    "aura_side",
-    "hours_since_onset",
-    "hours_to_next_onset",
-    "roi",
-    "hemisphere",
-    "measure",
-    "orientation",
-    "value",
-    "n_runs",
-)
 
 
 def simulate_roi_values(
@@ -61,7 +41,8 @@ def simulate_roi_values(
     Returns
     -------
     pandas.DataFrame
-        Long table with the columns of :data:`COLUMNS` (measure ``cbf``).
+        Long table with the columns of ``roi_values.tsv``
+        (:data:`aslmig.bids.derivatives.ROI_VALUES_COLUMNS`; measure ``cbf``).
     """
     check_spec(spec)
     rois = list(rois)
@@ -99,7 +80,7 @@ def simulate_roi_values(
                         "n_runs": 1,
                     }
                 )
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=list(ROI_VALUES_COLUMNS))
 
 
 def _hours(value: float | None) -> float:
