@@ -19,12 +19,17 @@ from aslmig.cbf.constants import (
     resolve_constants,
 )
 from aslmig.cbf.kinetic import KineticSettings, kinetic_signal
-from aslmig.cbf.multi_delay import (
+from aslmig.cbf.kinetic_fit import (
+    ArrivalPriors,
     FitBounds,
     FitOptions,
+    FitStatus,
+    fit_kinetic_curves,
+)
+from aslmig.cbf.multi_delay import (
+    FitSummary,
     MultiDelayFit,
     average_repeats,
-    fit_kinetic_curves,
     fit_multi_delay,
 )
 from aslmig.cbf.outliers import ScoreResult, score_outlier_rejection
@@ -54,11 +59,14 @@ from aslmig.cbf.volumes import (
 )
 
 __all__ = [
+    "ArrivalPriors",
     "LABELING_TYPES",
     "M0_TYPES",
     "VOLUME_TYPES",
     "FitBounds",
     "FitOptions",
+    "FitStatus",
+    "FitSummary",
     "KineticSettings",
     "MultiDelayFit",
     "QuantificationConstants",

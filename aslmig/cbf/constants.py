@@ -65,6 +65,10 @@ T1_WHITE_MATTER = MappingProxyType({3.0: 0.832})
 T1_WHITE_MATTER_SOURCE = MappingProxyType(
     {3.0: "Wansapura JP et al. J Magn Reson Imaging 1999;9:531-538 (white matter T1 0.832 s)"}
 )
+#: Grey- over white-matter perfusion in healthy adults, used where a typical ratio is needed
+#: (the pseudo-CBF map of QEI, partial-volume weighting of tissue T1). Dolui et al. 2024,
+#: J Magn Reson Imaging (QEI); the white paper's GM ~ 2-3 x WM.
+GM_WM_FLOW_RATIO = 2.5
 #: How far (tesla) a reported field strength may be from a nominal one (e.g. 2.89 T -> 3 T).
 FIELD_STRENGTH_TOLERANCE_T = 0.25
 

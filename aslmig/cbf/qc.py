@@ -22,6 +22,8 @@ import numpy as np
 from nibabel.processing import fwhm2sigma
 from scipy import ndimage
 
+from aslmig.cbf.constants import GM_WM_FLOW_RATIO
+
 DEFAULT_TISSUE_THRESHOLD = 0.7
 DEFAULT_FD_THRESHOLD_MM = 0.5
 #: QEI terms: exp(-a x^b) for variability and negative-GM fraction, 1 - exp(-a r^b) for
@@ -30,7 +32,7 @@ QEI_VARIABILITY = (0.054, 0.9272)
 QEI_NEGATIVE_GM = (2.8478, 0.5196)
 QEI_STRUCTURE = (3.0126, 2.4419)
 #: Pseudo-CBF map: GM perfusion taken as 2.5 times WM perfusion.
-PSEUDO_CBF_GM_WEIGHT = 2.5
+PSEUDO_CBF_GM_WEIGHT = GM_WM_FLOW_RATIO
 
 
 def tissue_mask(tissue: np.ndarray, threshold: float = DEFAULT_TISSUE_THRESHOLD) -> np.ndarray:

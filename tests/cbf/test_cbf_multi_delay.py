@@ -9,7 +9,8 @@ from scipy.optimize import least_squares
 
 from aslmig.cbf.constants import resolve_constants
 from aslmig.cbf.kinetic import KineticSettings, arterial_signal_and_jacobian, kinetic_signal
-from aslmig.cbf.multi_delay import FitOptions, fit_kinetic_curves, fit_multi_delay
+from aslmig.cbf.kinetic_fit import FitOptions, fit_kinetic_curves
+from aslmig.cbf.multi_delay import fit_multi_delay
 
 ROUND_TRIP_RTOL = 1e-6
 PCASL_PLDS = np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5])
@@ -153,7 +154,7 @@ def test_mask_limits_the_fit_and_fills_outside():
     )
     assert np.isnan(fit.cbf[1, 0, 0]) and not fit.converged[1, 0, 0]
     np.testing.assert_allclose(fit.cbf[[0, 2]], 40.0, rtol=ROUND_TRIP_RTOL)
-    assert fit.provenance["n_voxels_fitted"] == 2
+    assert fit.provenance["fit_summary"]["n_voxels_fitted"] == 2
 
 
 @pytest.mark.parametrize(
@@ -177,5 +178,9 @@ def test_tissue_t1_map_weights_grey_and_white_matter():
 
     gm = np.array([1.0, 0.0, 0.5, 0.0, 0.02])
     wm = np.array([0.0, 1.0, 0.5, 0.0, 0.02])
+    # mixed voxels: weighted by fraction x flow (grey matter 2.5 x white matter)
+    mixed = (2.5 * 0.5 * 1.3 + 0.5 * 0.8) / (2.5 * 0.5 + 0.5)
     t1 = tissue_t1_map(gm, wm, 1.3, 0.8)
-    np.testing.assert_allclose(t1, [1.3, 0.8, 1.05, 1.3, 1.3], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(t1, [1.3, 0.8, mixed, 1.3, 1.3], rtol=0, atol=1e-12)
+    by_fraction = tissue_t1_map(gm, wm, 1.3, 0.8, flow_ratio=1.0)
+    np.testing.assert_allclose(by_fraction, [1.3, 0.8, 1.05, 1.3, 1.3], rtol=0, atol=1e-12)
