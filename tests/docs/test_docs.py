@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -71,11 +72,28 @@ def mentions(text: str, option: str) -> bool:
 # --------------------------------------------------------------------------- site build
 
 
+def ensure_graphviz() -> None:
+    """The workflow graphs need Graphviz's dot: install it with apt-get (as root) when missing."""
+    if shutil.which("dot") is not None:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        pytest.fail("Graphviz dot is missing; install it: apt-get install graphviz")
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "graphviz"]
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=environment)
+        result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        pytest.fail(f"cannot install graphviz with apt-get: {result.stderr.strip()[-500:]}")
+
+
 def test_mkdocs_build_is_strict_and_clean(tmp_path):
     try:
         import mkdocs  # noqa: F401
     except ImportError:
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
+    ensure_graphviz()
     site = tmp_path / "site"
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
@@ -91,6 +109,17 @@ def test_mkdocs_build_is_strict_and_clean(tmp_path):
     assert "usage: aslmig" in cli_page
     assert "aslmig-cli-help" not in cli_page
     assert not (site / "hooks.py").exists()
+    # one generated graph per workflow factory, shown on the processing-steps page
+    hooks = load_hooks()
+    assert set(hooks.WORKFLOW_GRAPHS) == set(hooks._factories())
+    steps = (site / "workflow" / "index.html").read_text(encoding="utf-8")
+    assert hooks.GRAPHS_MARKER not in steps
+    for factory in hooks.WORKFLOW_GRAPHS:
+        assert f'src="../graphs/{factory}.svg"' in steps, factory
+        graph = (site / "graphs" / f"{factory}.svg").read_text(encoding="utf-8")
+        assert graph.lstrip().startswith("<?xml") and "<svg" in graph
+    asl_graph = (site / "graphs" / "init_asl_wf.svg").read_text(encoding="utf-8")
+    assert "quantify" in asl_graph and "regions_wf" in asl_graph
 
 
 # --------------------------------------------------------------------------- CLI reference
