@@ -38,6 +38,8 @@ WORKFLOW_GRAPHS = {
     "init_anat_wf": f"{_SUBJECT}.anat_0_wf",
     "init_anat_outputs_wf": f"{_SUBJECT}.anat_0_outputs_wf",
     "init_asl_wf": f"{_SUBJECT}.asl_ses1_wf",
+    "init_asl_registration_wf": f"{_SUBJECT}.asl_ses1_wf.registration_wf",
+    "init_template_chain_wf": f"{_SUBJECT}.asl_ses1_wf.template_wf",
     "init_regions_wf": f"{_SUBJECT}.asl_ses1_wf.regions_wf",
     "init_asl_outputs_wf": f"{_SUBJECT}.asl_ses1_wf.outputs_wf",
 }

@@ -35,10 +35,24 @@ def init_anat_wf(t1w_file: str, template: TemplateFiles, name: str = "anat_wf") 
     Returns
     -------
     Workflow
-        ``outputnode`` fields: ``t1w_preproc`` (bias-corrected T1w), ``t1w_brain``,
-        ``t1w_mask``, ``gm``/``wm``/``csf`` probability maps, and the T1w <-> template
-        transforms (``anat2std_xfm`` in ANTs order for T1w -> template resampling,
-        ``std2anat_xfm`` the inverse).
+        The anatomical workflow.
+
+    Inputs
+    ------
+    t1w
+        The T1w image (set to ``t1w_file``).
+
+    Outputs
+    -------
+    t1w_preproc
+        Bias-corrected T1w.
+    t1w_brain, t1w_mask
+        Brain-extracted T1w and its mask.
+    gm, wm, csf
+        Tissue probability maps.
+    anat2std_xfm, std2anat_xfm
+        T1w -> template transforms in ANTs order (for resampling T1w-space images into the
+        template), and the inverse.
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
@@ -13,7 +12,6 @@ from aslmig.atlas.templates import TemplateFiles
 from aslmig.bids.derivatives import ENTITY_ORDER
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
-from aslmig.interfaces.anat import ApplyTransforms, ConcatTransforms, RegisterImages
 from aslmig.interfaces.asl import PreprocessASL
 from aslmig.interfaces.cbf import QuantifyCBF
 from aslmig.interfaces.qc import ComputeQC, TissueDict
@@ -22,8 +20,11 @@ from aslmig.workflows.anatomical import ANAT_OUTPUTS
 from aslmig.workflows.outputs import init_asl_outputs_wf
 from aslmig.workflows.parameters import methods_parameters, run_metadata
 from aslmig.workflows.regions import init_regions_wf
-
-TISSUES = ("gm", "wm", "csf")
+from aslmig.workflows.registration import (
+    TISSUES,
+    init_asl_registration_wf,
+    init_template_chain_wf,
+)
 
 
 def _node_name(run: AslRun) -> str:
@@ -36,9 +37,6 @@ def _node_name(run: AslRun) -> str:
     return "_".join(["asl", *parts, "wf"])
 
 
-def _resample(name: str, interpolation: str = "linear") -> pe.Node:
-    return pe.Node(ApplyTransforms(interpolation=interpolation), name=name, mem_gb=0.5)
-
 
 def init_asl_wf(
     run: AslRun,
@@ -49,6 +47,13 @@ def init_asl_wf(
     atlases: Sequence[Atlas] = (),
 ) -> pe.Workflow:
     """Build the workflow of one ASL run.
+
+    Preprocessing (motion correction by volume type, reference, brain mask), registration
+    (:func:`~aslmig.workflows.registration.init_asl_registration_wf`), CBF (and ATT)
+    quantification on the ASL grid, one resampling to the template
+    (:func:`~aslmig.workflows.registration.init_template_chain_wf`), QC, regional tables
+    (:func:`~aslmig.workflows.regions.init_regions_wf`), the outputs
+    (:func:`~aslmig.workflows.outputs.init_asl_outputs_wf`) and the run's report summary.
 
     Parameters
     ----------
@@ -70,21 +75,33 @@ def init_asl_wf(
     Returns
     -------
     Workflow
-        ``inputnode`` takes the anatomical outputs; ``outputnode.summary`` is the run's
-        report summary.
+        The run's workflow.
+
+    Inputs
+    ------
+    t1w_preproc, t1w_brain, t1w_mask, gm, wm, csf, anat2std_xfm, std2anat_xfm
+        The anatomical workflow's outputs (:data:`~aslmig.workflows.anatomical.ANAT_OUTPUTS`;
+        unused without a T1w).
+
+    Outputs
+    -------
+    summary
+        The run's report summary (JSON, :class:`~aslmig.reports.run.RunSummary`).
     """
     workflow = pe.Workflow(name=name or _node_name(run))
     inputnode = pe.Node(niu.IdentityInterface(fields=ANAT_OUTPUTS), name="inputnode")
     outputnode = pe.Node(niu.IdentityInterface(fields=["summary"]), name="outputnode")
     multi_delay = run.metadata.is_multi_delay
+    separate_m0 = run.m0_file is not None
 
     preprocess = pe.Node(
         PreprocessASL(asl_file=str(run.asl_file), volume_types=list(run.metadata.volume_types)),
         name="preprocess",
         mem_gb=1.0,
     )
-    if run.m0_file is not None:
+    if separate_m0:
         preprocess.inputs.m0_file = str(run.m0_file)
+    registration = init_asl_registration_wf(template, has_anat)
     quantify = pe.Node(
         QuantifyCBF(
             metadata=run_metadata(run),
@@ -96,80 +113,9 @@ def init_asl_wf(
         mem_gb=1.0,
     )
     tissue_dict = pe.Node(TissueDict(), name="tissue_dict")
-    register, anat_image, anat_mask = _registration(
-        workflow, inputnode, preprocess, template, has_anat
-    )
-    to_asl = {tissue: _resample(f"{tissue}_to_asl") for tissue in (*TISSUES, "anat")}
-    mask_to_anat = _resample("mask_to_anat", "nearestNeighbor")
-    for node in to_asl.values():
-        workflow.connect([
-            (preprocess, node, [("reference", "reference")]),
-            (register, node, [("inverse_transforms", "transforms"),
-                              ("inverse_invert", "invert_flags")]),
-        ])  # fmt: skip
-    for tissue in TISSUES:
-        if has_anat:
-            workflow.connect(inputnode, tissue, to_asl[tissue], "in_file")
-        else:
-            to_asl[tissue].inputs.in_file = str(getattr(template, tissue))
-        workflow.connect(to_asl[tissue], "out_file", tissue_dict, tissue)
-    workflow.connect(*anat_image, to_asl["anat"], "in_file")
-    workflow.connect([
-        (preprocess, mask_to_anat, [("mask", "in_file")]),
-        (register, mask_to_anat, [("forward_transforms", "transforms"),
-                                  ("forward_invert", "invert_flags")]),
-        (preprocess, quantify, [("realigned", "asl_file"), ("mask", "mask_file")]),
-        (tissue_dict, quantify, [("tissue_files", "tissue_files")]),
-    ])  # fmt: skip
-    workflow.connect(*anat_image, mask_to_anat, "reference")
-    if run.m0_file is not None:
-        workflow.connect(preprocess, "m0", quantify, "m0_file")
-
-    to_std = _template_chain(workflow, inputnode, register, has_anat)
-    cbf_std = _resample("cbf_to_template")
-    cbf_std.inputs.reference = str(template.t1w)
-    workflow.connect([
-        (quantify, cbf_std, [("cbf", "in_file")]),
-        (to_std, cbf_std, [("transforms", "transforms"), ("invert_flags", "invert_flags")]),
-    ])  # fmt: skip
-    att_std = None
-    if multi_delay:
-        att_std = _resample("att_to_template")
-        att_std.inputs.reference = str(template.t1w)
-        workflow.connect([
-            (quantify, att_std, [("att", "in_file")]),
-            (to_std, att_std, [("transforms", "transforms"), ("invert_flags", "invert_flags")]),
-        ])  # fmt: skip
-
+    to_template = init_template_chain_wf(template, has_anat, multi_delay, inverse=bool(atlases))
     qc = pe.Node(ComputeQC(), name="qc")
-    workflow.connect([
-        (quantify, qc, [("cbf", "cbf")]),
-        (preprocess, qc, [("mask", "mask"), ("confounds", "confounds")]),
-        (mask_to_anat, qc, [("out_file", "registered_mask")]),
-    ])  # fmt: skip
-    for tissue in TISSUES:
-        workflow.connect(to_asl[tissue], "out_file", qc, tissue)
-    workflow.connect(*anat_mask, qc, "target_mask")
-
     outputs = init_asl_outputs_wf(run, config, template, multi_delay)
-    workflow.connect([
-        (quantify, outputs, [("cbf", "inputnode.cbf"), ("provenance", "inputnode.provenance")]),
-        (cbf_std, outputs, [("out_file", "inputnode.cbf_std")]),
-        (preprocess, outputs, [("mask", "inputnode.mask"), ("confounds", "inputnode.confounds")]),
-        (qc, outputs, [("out_file", "inputnode.qc")]),
-        (register, outputs, [("forward_transforms", "inputnode.registration_transforms")]),
-    ])  # fmt: skip
-    if multi_delay:
-        workflow.connect([
-            (quantify, outputs, [("att", "inputnode.att")]),
-            (att_std, outputs, [("out_file", "inputnode.att_std")]),
-        ])  # fmt: skip
-
-    regions = None
-    if atlases:
-        regions = _regions(workflow, run, config, template, atlases, has_anat, inputnode,
-                           register, quantify, preprocess, to_asl["gm"], to_std, cbf_std,
-                           att_std)  # fmt: skip
     summary = pe.Node(
         SummariseRun(
             name=run.name,
@@ -178,115 +124,75 @@ def init_asl_wf(
         ),
         name="summary",
     )
+    transforms = ("forward_transforms", "forward_invert", "inverse_transforms", "inverse_invert")
     workflow.connect([
+        (preprocess, registration, [("reference", "inputnode.reference"),
+                                    ("mask", "inputnode.mask")]),
+        (registration, tissue_dict, [(f"outputnode.{tissue}", tissue) for tissue in TISSUES]),
+        (preprocess, quantify, [("realigned", "asl_file"), ("mask", "mask_file")]),
+        (tissue_dict, quantify, [("tissue_files", "tissue_files")]),
+        (registration, to_template, [(f"outputnode.{field}", f"inputnode.{field}")
+                                     for field in transforms]),
+        (quantify, to_template, [("cbf", "inputnode.cbf")]),
+        (quantify, qc, [("cbf", "cbf")]),
+        (preprocess, qc, [("mask", "mask"), ("confounds", "confounds")]),
+        (registration, qc, [("outputnode.mask_in_anat", "registered_mask"),
+                            ("outputnode.target_mask", "target_mask"),
+                            *((f"outputnode.{tissue}", tissue) for tissue in TISSUES)]),
+        (quantify, outputs, [("cbf", "inputnode.cbf"), ("provenance", "inputnode.provenance")]),
+        (to_template, outputs, [("outputnode.cbf_std", "inputnode.cbf_std")]),
+        (preprocess, outputs, [("mask", "inputnode.mask"), ("confounds", "inputnode.confounds")]),
+        (qc, outputs, [("out_file", "inputnode.qc")]),
+        (registration, outputs, [("outputnode.forward_transforms",
+                                  "inputnode.registration_transforms")]),
         (quantify, summary, [("cbf", "cbf")]),
         (preprocess, summary, [("mask", "mask"), ("confounds", "confounds")]),
-        (to_asl["anat"], summary, [("out_file", "anat_in_asl")]),
+        (registration, summary, [("outputnode.anat_in_asl", "anat_in_asl")]),
         (qc, summary, [("out_file", "qc")]),
         (summary, outputnode, [("out_file", "summary")]),
     ])  # fmt: skip
-    if multi_delay:
-        workflow.connect(quantify, "att", summary, "att")
-    if regions is not None:
-        summary.inputs.region_atlas = str(atlases[0].image)
+    if has_anat:
         workflow.connect([
-            (regions, summary, [("outputnode.tables", "region_tables")]),
-            (cbf_std, summary, [("out_file", "cbf_std")]),
+            (inputnode, registration, [(field, f"inputnode.{field}")
+                                       for field in ("t1w_brain", "t1w_mask", *TISSUES)]),
+            (inputnode, to_template, [("anat2std_xfm", "inputnode.anat2std_xfm"),
+                                      ("std2anat_xfm", "inputnode.std2anat_xfm")]),
         ])  # fmt: skip
+    if separate_m0:
+        workflow.connect(preprocess, "m0", quantify, "m0_file")
+    if multi_delay:
+        workflow.connect([
+            (quantify, to_template, [("att", "inputnode.att")]),
+            (quantify, outputs, [("att", "inputnode.att")]),
+            (to_template, outputs, [("outputnode.att_std", "inputnode.att_std")]),
+            (quantify, summary, [("att", "att")]),
+        ])  # fmt: skip
+    if atlases:
+        _connect_regions(workflow, init_regions_wf(run, config, template, atlases, multi_delay),
+                         quantify, preprocess, registration, to_template, summary, multi_delay)
+        summary.inputs.region_atlas = str(atlases[0].image)
     return workflow
 
 
-def _regions(
+def _connect_regions(
     workflow: pe.Workflow,
-    run: AslRun,
-    config: RunConfig,
-    template: TemplateFiles,
-    atlases: Sequence[Atlas],
-    has_anat: bool,
-    inputnode: pe.Node,
-    register: pe.Node,
+    regions: pe.Workflow,
     quantify: pe.Node,
     preprocess: pe.Node,
-    gm_in_asl: pe.Node,
-    to_std: pe.Node,
-    cbf_std: pe.Node,
-    att_std: pe.Node | None,
-) -> pe.Workflow:
-    """Wire the regional tables: template space as is, native space via the inverse chain."""
-    to_asl = pe.Node(ConcatTransforms(), name="template_to_asl_chain")
+    registration: pe.Workflow,
+    to_template: pe.Workflow,
+    summary: pe.Node,
+    multi_delay: bool,
+) -> None:
+    """Feed the regions workflow and pass its template-space tables to the report summary."""
+    maps = ("cbf", "att") if multi_delay else ("cbf",)
+    chains = ("to_std_transforms", "to_std_invert", "to_asl_transforms", "to_asl_invert")
     workflow.connect([
-        (register, to_asl, [("inverse_transforms", "first"), ("inverse_invert", "first_invert")]),
-    ])  # fmt: skip
-    if has_anat:
-        to_asl.inputs.second_is_inverse = True
-        workflow.connect(inputnode, "std2anat_xfm", to_asl, "second")
-    regions = init_regions_wf(run, config, template, atlases, att_std is not None)
-    workflow.connect([
-        (quantify, regions, [("cbf", "inputnode.cbf")]),
-        (cbf_std, regions, [("out_file", "inputnode.cbf_std")]),
+        (quantify, regions, [(kind, f"inputnode.{kind}") for kind in maps]),
         (preprocess, regions, [("mask", "inputnode.mask")]),
-        (gm_in_asl, regions, [("out_file", "inputnode.gm")]),
-        (to_std, regions, [("transforms", "inputnode.to_std_transforms"),
-                           ("invert_flags", "inputnode.to_std_invert")]),
-        (to_asl, regions, [("transforms", "inputnode.to_asl_transforms"),
-                           ("invert_flags", "inputnode.to_asl_invert")]),
+        (registration, regions, [("outputnode.gm", "inputnode.gm")]),
+        (to_template, regions, [(f"outputnode.{field}", f"inputnode.{field}")
+                                for field in (*chains, *(f"{kind}_std" for kind in maps))]),
+        (regions, summary, [("outputnode.tables", "region_tables")]),
+        (to_template, summary, [("outputnode.cbf_std", "cbf_std")]),
     ])  # fmt: skip
-    if att_std is not None:
-        workflow.connect([
-            (quantify, regions, [("att", "inputnode.att")]),
-            (att_std, regions, [("out_file", "inputnode.att_std")]),
-        ])  # fmt: skip
-    return regions
-
-
-def _registration(
-    workflow: pe.Workflow,
-    inputnode: pe.Node,
-    preprocess: pe.Node,
-    template: TemplateFiles,
-    has_anat: bool,
-) -> tuple[pe.Node, tuple[Any, str], tuple[Any, str]]:
-    """Register the ASL reference to the T1w (rigid) or to the template (affine + SyN).
-
-    Returns the registration node and the (node, field) of the target image and its mask.
-    """
-    if has_anat:
-        register = pe.Node(
-            RegisterImages(kind="rigid", initialise="identity"), name="asl_to_t1w", mem_gb=1.0
-        )
-        workflow.connect([
-            (preprocess, register, [("reference", "moving"), ("mask", "moving_mask")]),
-            (inputnode, register, [("t1w_brain", "fixed"), ("t1w_mask", "fixed_mask")]),
-        ])  # fmt: skip
-        return register, (inputnode, "t1w_brain"), (inputnode, "t1w_mask")
-    register = pe.Node(
-        RegisterImages(kind="syn", fixed=str(template.t1w), fixed_mask=str(template.brain_mask)),
-        name="asl_to_template",
-        mem_gb=2.0,
-    )
-    workflow.connect([
-        (preprocess, register, [("reference", "moving"), ("mask", "moving_mask")]),
-    ])  # fmt: skip
-    target = pe.Node(niu.IdentityInterface(fields=["image", "mask"]), name="template_target")
-    target.inputs.image = str(template.t1w)
-    target.inputs.mask = str(template.brain_mask)
-    return register, (target, "image"), (target, "mask")
-
-
-def _template_chain(
-    workflow: pe.Workflow, inputnode: pe.Node, register: pe.Node, has_anat: bool
-) -> pe.Node:
-    """Compose ASL -> (T1w ->) template into one transform list (one resampling)."""
-    chain = pe.Node(ConcatTransforms(), name="asl_to_template_chain")
-    if has_anat:
-        workflow.connect([
-            (inputnode, chain, [("anat2std_xfm", "first")]),
-            (register, chain, [("forward_transforms", "second"),
-                               ("forward_invert", "second_invert")]),
-        ])  # fmt: skip
-    else:
-        workflow.connect([
-            (register, chain, [("forward_transforms", "first"),
-                               ("forward_invert", "first_invert")]),
-        ])  # fmt: skip
-    return chain

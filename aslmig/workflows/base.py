@@ -36,6 +36,16 @@ def init_aslmig_wf(config: RunConfig, runs: list[AslRun]) -> pe.Workflow:
     -------
     Workflow
         ``aslmig_wf`` with one ``single_subject_<label>_wf`` per participant.
+
+    Inputs
+    ------
+    None
+        Every file comes from the runs; the results are written into ``OUTPUT_DIR``.
+
+    Outputs
+    -------
+    None
+        See the Outputs page of the documentation.
     """
     workflow = pe.Workflow(name="aslmig_wf")
     template = resolve_template()
@@ -78,6 +88,17 @@ def init_single_subject_wf(
     -------
     Workflow
         ``single_subject_<label>_wf``.
+
+    Inputs
+    ------
+    None
+        Every file comes from the runs.
+
+    Outputs
+    -------
+    None
+        The participant's derivatives and ``OUTPUT_DIR/sub-<label>.html`` are written by its
+        nodes.
     """
     workflow = pe.Workflow(name=f"single_subject_{subject}_wf")
     t1w_files = sorted({str(run.t1w_file) for run in runs if run.t1w_file is not None})

@@ -87,7 +87,23 @@ def init_asl_outputs_wf(
     Returns
     -------
     Workflow
-        ``inputnode`` fields: see :data:`ASL_OUTPUTS`.
+        The saving workflow.
+
+    Inputs
+    ------
+    cbf, cbf_std, att, att_std
+        Native and template-space maps (ATT for multi-delay data).
+    mask, confounds, qc
+        Brain mask, confounds table, QC metrics.
+    registration_transforms
+        ASL -> T1w (or -> template) transforms.
+    provenance
+        The quantification's provenance (JSON), merged into the maps' sidecars.
+
+    Outputs
+    -------
+    None
+        The files are written into ``OUTPUT_DIR`` (DESIGN.md §5 names).
     """
     workflow = pe.Workflow(name="outputs_wf")
     inputnode = pe.Node(niu.IdentityInterface(fields=ASL_OUTPUTS), name="inputnode")
@@ -176,7 +192,20 @@ def init_anat_outputs_wf(
     Returns
     -------
     Workflow
-        ``inputnode`` fields: ``t1w_mask``, ``gm``, ``wm``, ``csf``, ``anat2std_xfm``.
+        The saving workflow.
+
+    Inputs
+    ------
+    t1w_mask, gm, wm, csf
+        Brain mask and tissue probability maps of the T1w (``anat/..._desc-brain_mask``,
+        ``..._label-GM_probseg`` ...).
+    anat2std_xfm
+        T1w -> template transforms (``..._from-T1w_to-<space>_mode-image_xfm``).
+
+    Outputs
+    -------
+    None
+        The files are written into ``OUTPUT_DIR``.
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(

@@ -66,8 +66,25 @@ def init_regions_wf(
     Returns
     -------
     Workflow
-        ``inputnode`` fields: :data:`REGION_INPUTS`; ``outputnode.tables``: the saved
-        template-space CBF tables (one per atlas, in atlas order).
+        The regions workflow.
+
+    Inputs
+    ------
+    cbf, att
+        Native-space maps (``att`` for multi-delay data).
+    cbf_std, att_std
+        Template-space maps.
+    mask, gm
+        ASL brain mask and grey-matter probability, on the ASL grid.
+    to_std_transforms, to_std_invert
+        ASL -> template chain.
+    to_asl_transforms, to_asl_invert
+        Template -> ASL chain (brings the atlases to the ASL grid).
+
+    Outputs
+    -------
+    tables
+        The saved template-space CBF tables, one per atlas, in atlas order.
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=REGION_INPUTS), name="inputnode")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import io
 import json
 import os
@@ -453,3 +454,28 @@ def test_demo_run_example_has_the_shape_the_code_prints(tmp_path):
     subjects = sorted({run.subject for run in runs})
     reports = [f"Participant report: {DEMO_DIR}/derivatives/sub-{label}.html" for label in subjects]
     assert lines[end + 3 :] == reports
+
+
+# --------------------------------------------------------------------------- workflow docstrings
+
+
+def _section(doc: str, title: str) -> str:
+    """The text of a numpydoc section (up to the next section or the end)."""
+    match = re.search(rf"^{title}\n-+\n(.*?)(?=^\w[\w ]*\n-+\n|\Z)", doc, re.M | re.S)
+    return match.group(1) if match else ""
+
+
+def test_every_workflow_documents_its_inputnode_and_outputnode_fields(tmp_path):
+    hooks = load_hooks()
+    root = hooks._example_wf(tmp_path / "out")
+    factories = hooks._factories()
+    for factory, path in hooks.WORKFLOW_GRAPHS.items():
+        doc = inspect.getdoc(factories[factory])
+        inputs, outputs = _section(doc, "Inputs"), _section(doc, "Outputs")
+        assert inputs and outputs, f"{factory} lacks an Inputs or Outputs section"
+        workflow = root.get_node(path) if path else root
+        for node_name, text in (("inputnode", inputs), ("outputnode", outputs)):
+            node = workflow.get_node(node_name)
+            fields = node.inputs.copyable_trait_names() if node is not None else []
+            words = set(re.findall(r"\w+", text))
+            assert set(fields) <= words, (factory, node_name, sorted(set(fields) - words))
