@@ -388,9 +388,45 @@ def gain_basis(points_world: np.ndarray, centre: np.ndarray, degree: int = 2) ->
     return np.stack(columns, axis=1)
 
 
+def slice_basis(points_world: np.ndarray, affine: np.ndarray, slice_axis: int) -> np.ndarray:
+    """One indicator column per slice (N, K): a gain of its own for each acquired slice.
+
+    Parameters
+    ----------
+    points_world : ndarray
+        World coordinates (3, N), mm.
+    affine : ndarray
+        Voxel-to-world matrix of the grid whose slices are meant.
+    slice_axis : int
+        Voxel axis (0, 1 or 2) along which the slices were acquired.
+
+    Returns
+    -------
+    ndarray
+        ``basis[n, k] = 1`` when point ``n`` lies in the ``k``-th slice present.
+    """
+    voxels = np.linalg.inv(affine)[:3] @ np.vstack([points_world, np.ones(points_world.shape[1])])
+    index = np.rint(voxels[slice_axis]).astype(int)
+    return (index[:, None] == np.unique(index)[None, :]).astype(float)
+
+
 #: Polynomial degree of the gain field of each intensity model. Degrees 3+ were tried and
 #: start to trade gain for translation (the x^3 term mimics a shift along x).
 _GAIN_DEGREE = {"global": 0, "smooth": 2}
+INTENSITY_MODELS = ("none", "global", "smooth", "slices")
+
+
+def _intensity_basis(
+    level: FixedImage, intensity: str, affine: np.ndarray, slice_axis: int | None
+) -> np.ndarray | None:
+    """Gain basis at a level's points for an intensity model (None: plain SSD)."""
+    if intensity == "none":
+        return None
+    if intensity == "slices":
+        if slice_axis not in (0, 1, 2):
+            raise ValueError(f"intensity='slices' needs slice_axis 0, 1 or 2, not {slice_axis!r}")
+        return slice_basis(level.points_world, affine, slice_axis)
+    return gain_basis(level.points_world, level.centre, _GAIN_DEGREE[intensity])
 
 
 def _intensity_fit(moving: np.ndarray, fixed: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -409,14 +445,14 @@ def _gauss_newton(
     shape: Sequence[int],
     moving_affine: np.ndarray,
     matrix: np.ndarray,
-    intensity: str,
+    basis: np.ndarray | None,
     tolerance_mm: float,
     max_iterations: int,
 ) -> np.ndarray:
-    """Inverse-compositional Gauss-Newton iterations at one level; returns the matrix."""
-    basis = None
-    if intensity != "none":
-        basis = gain_basis(fixed.points_world, fixed.centre, _GAIN_DEGREE[intensity])
+    """Inverse-compositional Gauss-Newton iterations at one level; returns the matrix.
+
+    ``basis`` is the gain basis of the intensity model at the level's points (None: SSD).
+    """
     for _ in range(max_iterations):
         voxels = _to_moving_voxels(fixed.points_world, matrix, moving_affine)
         inside = _inside(voxels, shape)
@@ -446,7 +482,8 @@ def register_rigid(
     initial: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     levels_mm: Sequence[float] = DEFAULT_LEVELS_MM,
-    intensity: Literal["none", "global", "smooth"] = "global",
+    intensity: Literal["none", "global", "smooth", "slices"] = "global",
+    slice_axis: int | None = None,
     tolerance_mm: float = DEFAULT_TOLERANCE_MM,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
 ) -> np.ndarray:
@@ -469,13 +506,19 @@ def register_rigid(
         Fixed-image voxels that enter the cost (default :func:`registration_mask`).
     levels_mm : sequence of float
         Gaussian smoothing (FWHM, mm) of each coarse-to-fine level.
-    intensity : {"none", "global", "smooth"}
+    intensity : {"none", "global", "smooth", "slices"}
         Intensity model refitted (least squares) at each iteration: ``"global"``:
         ``a * moving + b`` (images whose scale differs, e.g. M0 against control);
         ``"smooth"``: a quadratic gain field ``a(x) * moving + b``, which also absorbs smooth
         multiplicative differences such as a perfusion gradient (ΔM ~ 1 % of control that
-        varies slowly across the brain) instead of reading them as motion; ``"none"``: plain
-        sum of squared differences.
+        varies slowly across the brain) instead of reading them as motion; ``"slices"``: a
+        gain of its own for each slice of the fixed grid along ``slice_axis``, ``a_k *
+        moving + b`` (2D multi-slice readouts, where background suppression and the slice
+        timing give every slice its own static-tissue level, which a smooth or global model
+        reads as a through-plane shift and tilt); ``"none"``: plain sum of squared
+        differences.
+    slice_axis : int, optional
+        Slice axis of the fixed grid, for ``intensity="slices"``.
     tolerance_mm : float
         Convergence threshold on the largest update displacement within 50 mm, mm.
     max_iterations : int
@@ -491,8 +534,8 @@ def register_rigid(
     RegistrationError
         When fewer than 100 mask points still map into the moving image.
     """
-    if intensity not in ("none", *_GAIN_DEGREE):
-        raise ValueError(f"intensity={intensity!r}; use 'none', 'global' or 'smooth'")
+    if intensity not in INTENSITY_MODELS:
+        raise ValueError(f"intensity={intensity!r}; use one of {INTENSITY_MODELS}")
     fixed_affine = np.asarray(fixed_affine, float)
     moving_affine = np.asarray(moving_affine, float)
     if isinstance(fixed, np.ndarray):
@@ -509,7 +552,7 @@ def register_rigid(
             moving.shape,
             moving_affine,
             matrix,
-            intensity,
+            _intensity_basis(level, intensity, fixed_affine, slice_axis),
             tolerance_mm,
             max_iterations,
         )
