@@ -95,7 +95,7 @@ def init_asl_wf(
     separate_m0 = run.m0_file is not None
 
     preprocess = pe.Node(
-        PreprocessASL(asl_file=str(run.asl_file), volume_types=list(run.metadata.volume_types)),
+        PreprocessASL(asl_file=str(run.asl_file), metadata=run.metadata),
         name="preprocess",
         mem_gb=1.0,
     )

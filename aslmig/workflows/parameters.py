@@ -18,7 +18,9 @@ from aslmig.reports.boilerplate import MethodsParameters
 from aslmig.workflows.constants import constants_for
 
 MOTION_CORRECTION = (
-    "rigid-body, each volume type realigned to its own mean, then the type means to each other"
+    "rigid-body, each volume type and post-labeling delay realigned to its own mean, the group "
+    "means then brought together by registration and by the continuity of the head's position "
+    "in time"
 )
 
 
