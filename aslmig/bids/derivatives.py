@@ -88,9 +88,9 @@ ROI_STATISTICS_COLUMNS = (
     "q",
     "note",
 )
-#: Columns of ``group/<label>/roi_values.tsv``, in order: the long table that was modelled,
-#: one row per subject x session x ROI x measure (:mod:`aslmig.group.run`).
-ROI_VALUES_COLUMNS = (
+#: Columns of the group level's label table, one row per subject x session
+#: (:mod:`aslmig.group.labels`): the first columns of ``roi_values.tsv``.
+UNIT_LABEL_COLUMNS = (
     "subject",
     "session",
     "group",
@@ -102,6 +102,11 @@ ROI_VALUES_COLUMNS = (
     "aura_side",
     "hours_since_onset",
     "hours_to_next_onset",
+)
+#: Columns of ``group/<label>/roi_values.tsv``, in order: the long table that was modelled,
+#: one row per subject x session x ROI x measure (:mod:`aslmig.group.run`).
+ROI_VALUES_COLUMNS = (
+    *UNIT_LABEL_COLUMNS,
     "roi",
     "hemisphere",
     "measure",

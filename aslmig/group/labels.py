@@ -11,7 +11,7 @@ logged reason (:func:`resolve_problems`). Structural mistakes (a missing column,
 file) raise :class:`~aslmig.errors.InputError` straight away.
 
 Labels are represented as a :class:`pandas.DataFrame` with one row per (subject, session)
-(``session`` is ``""`` for datasets without sessions) and the columns of :data:`UNIT_COLUMNS`.
+(``session`` is ``""`` for datasets without sessions) and the columns of :data:`UNIT_LABEL_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from aslmig.bids.derivatives import UNIT_LABEL_COLUMNS
 from aslmig.bids.entities import is_label
 from aslmig.errors import InputError, quote
 
@@ -47,20 +48,6 @@ SIDES = {"left": "L", "l": "L", "right": "R", "r": "R"}
 MISSING = ("", "n/a")
 #: How the phase is chosen: from the column, derived where the column is empty, or always.
 DERIVE_CHOICES = ("missing", "always", "never")
-#: Columns of the label table (one row per subject x session).
-UNIT_COLUMNS = (
-    "subject",
-    "session",
-    "group",
-    "phase",
-    "phase_source",
-    "age",
-    "sex",
-    "site",
-    "aura_side",
-    "hours_since_onset",
-    "hours_to_next_onset",
-)
 _HOURS = ("hours_since_onset", "hours_to_next_onset")
 
 
@@ -545,7 +532,7 @@ def label_units(
     Returns
     -------
     table : pandas.DataFrame
-        One row per unit with the columns of :data:`UNIT_COLUMNS`; labels that are missing
+        One row per unit with the columns of :data:`UNIT_LABEL_COLUMNS`; labels that are missing
         are "" (``age`` NaN).
     problems : list of Problem
         Subjects without a row in ``participants.tsv`` and sessions without a phase.
@@ -597,7 +584,7 @@ def label_units(
             problems.append(Problem(sessions_file, subject, session, spec.phase_column, text))
         row.update(phase=phase, phase_source=source, aura_side=side or person["aura_side"])
         rows.append(row)
-    table = pd.DataFrame(rows, columns=list(UNIT_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(UNIT_LABEL_COLUMNS))
     for column in ("age", *_HOURS):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
     return table, problems

@@ -144,6 +144,27 @@ def _check_slices(slices: Sequence[int], length: int) -> list[int]:
     return chosen
 
 
+def _shown_slices(
+    volume: np.ndarray,
+    n_slices: int,
+    axis: int,
+    support: np.ndarray | None,
+    slices: Sequence[int] | None,
+) -> list[int]:
+    """Return the explicit ``slices`` (checked), else :func:`select_slices`'s choice."""
+    if slices is None:
+        return select_slices(volume, n_slices, axis, support)
+    return _check_slices(slices, volume.shape[axis])
+
+
+def _display_range(
+    volume: np.ndarray, support: np.ndarray | None, vmin: float | None, vmax: float | None
+) -> tuple[float, float]:
+    """Return the given limits, each defaulting to the volume's robust range."""
+    low, high = robust_range(volume, support)
+    return (low if vmin is None else float(vmin)), (high if vmax is None else float(vmax))
+
+
 def oriented_slice(volume: np.ndarray, index: int, axis: int) -> np.ndarray:
     """Return one slice of a RAS+ volume as displayed (see the module's orientation table).
 
@@ -348,14 +369,8 @@ def mosaic(
     data = _check_volume(volume, "volume").astype(float)
     _check_axis(axis)
     support = _check_mask(mask, data.shape)
-    chosen = (
-        select_slices(data, n_slices, axis, support)
-        if slices is None
-        else _check_slices(slices, data.shape[axis])
-    )
-    low, high = robust_range(data, support)
-    low = low if vmin is None else float(vmin)
-    high = high if vmax is None else float(vmax)
+    chosen = _shown_slices(data, n_slices, axis, support, slices)
+    low, high = _display_range(data, support, vmin, vmax)
     factors = pixel_factors(data.shape, axis, zoom, voxel_size)
     tiles = []
     for index in chosen:
@@ -463,14 +478,8 @@ def edge_overlay(
     mode = ("mask" if _is_binary(front) else "gradient") if edges == "auto" else edges
     _check_axis(axis)
     support = _check_mask(mask, back.shape)
-    chosen = (
-        select_slices(front, n_slices, axis, support)
-        if slices is None
-        else _check_slices(slices, back.shape[axis])
-    )
-    low, high = robust_range(back)
-    low = low if vmin is None else float(vmin)
-    high = high if vmax is None else float(vmax)
+    chosen = _shown_slices(front, n_slices, axis, support, slices)
+    low, high = _display_range(back, None, vmin, vmax)
     factors = pixel_factors(back.shape, axis, zoom, voxel_size)
     front_planes = [oriented_slice(front, k, axis).astype(float) for k in chosen]
     tiles = []

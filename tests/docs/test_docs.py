@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ import nibabel as nb
 import numpy as np
 import pytest
 from builders import fill_example
+from system_packages import ensure_commands
 
 from aslmig.bids.filters import FILTERABLE_ENTITIES, QUERY_NAMES
 from aslmig.bids.metadata import (
@@ -73,28 +73,12 @@ def mentions(text: str, option: str) -> bool:
 # --------------------------------------------------------------------------- site build
 
 
-def ensure_graphviz() -> None:
-    """The workflow graphs need Graphviz's dot: install it with apt-get (as root) when missing."""
-    if shutil.which("dot") is not None:
-        return
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.fail("Graphviz dot is missing; install it: apt-get install graphviz")
-    command = ["apt-get", "install", "-y", "--no-install-recommends", "graphviz"]
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    if result.returncode != 0:
-        subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=environment)
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    if result.returncode != 0:
-        pytest.fail(f"cannot install graphviz with apt-get: {result.stderr.strip()[-500:]}")
-
-
 def test_mkdocs_build_is_strict_and_clean(tmp_path):
     try:
         import mkdocs  # noqa: F401
     except ImportError:
         pytest.skip("mkdocs is not installed (pip install -e '.[docs]')")
-    ensure_graphviz()
+    ensure_commands(["dot"], ["graphviz"])  # the workflow graphs
     site = tmp_path / "site"
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],

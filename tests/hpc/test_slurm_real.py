@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from system_packages import ensure_commands
 
 from aslmig.cli.run import main
 from aslmig.hpc.slurm import PARTICIPANTS_FILE
@@ -37,39 +37,12 @@ MEMORY_MARGIN_MB = 2048
 # --------------------------------------------------------------------------- installation
 
 
-def _missing_commands() -> list[str]:
-    return [name for name in COMMANDS if shutil.which(name) is None]
-
-
-def _apt_install() -> None:
-    packages = ["slurm-wlm", "munge"]
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    if result.returncode != 0:
-        subprocess.run(["apt-get", "update"], capture_output=True, text=True, env=environment)
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    if result.returncode != 0:
-        pytest.fail(
-            "cannot install slurm-wlm and munge with apt-get (exit "
-            f"{result.returncode}): {result.stderr.strip()[-500:]}"
-        )
-
-
 @pytest.fixture(scope="session")
 def slurm_installed() -> None:
     """Make sure SLURM and munge are installed (installing them with apt-get as root)."""
     if os.geteuid() != 0:
         pytest.skip("the single-node SLURM test runs its daemons as root; not running as root")
-    if _missing_commands():
-        if shutil.which("apt-get") is None:
-            pytest.fail(f"{', '.join(_missing_commands())} missing and no apt-get to install them")
-        started = time.monotonic()
-        _apt_install()
-        print(f"apt-get install slurm-wlm munge: {time.monotonic() - started:.1f} s")
-    missing = _missing_commands()
-    if missing:
-        pytest.fail(f"still missing after installing slurm-wlm and munge: {', '.join(missing)}")
+    ensure_commands(COMMANDS, ["slurm-wlm", "munge"])
 
 
 # --------------------------------------------------------------------------- cluster
