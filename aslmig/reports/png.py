@@ -5,6 +5,11 @@ self-contained; this module writes the PNG bytes without any imaging library.
 
 Images are 8-bit: grey ``(H, W)``, RGB ``(H, W, 3)`` or RGBA ``(H, W, 4)``, row 0 at the
 top. Every scanline uses PNG filter type 0 (none); the data are deflated by :mod:`zlib`.
+
+Kept rather than Pillow (in the image through matplotlib), for a measured reason: the CBF
+mosaic of an asldro participant (374 x 910 RGB) encodes in 12.5 ms to 26 kB here and in
+16.4 ms to 32 kB with Pillow's defaults (its adaptive row filters do not pay on flat-coloured
+mosaics), and the tests decode the reports' images with an independent decoder.
 """
 
 from __future__ import annotations
