@@ -20,6 +20,7 @@ Example (the defaults)::
     space = "template"
     measures = ["cbf", "rcbf", "ai", "att"]
     unsided_asymmetry = "keep"
+    harmonize = "none"
 
     [[model]]
     name = "between_group"
@@ -53,6 +54,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 #: Kinds of model.
 MODEL_KINDS = ("ancova", "within", "interaction", "one_sample", "timecourse")
+#: Harmonisation across sites of ``[inputs] harmonize``.
+HARMONIZE_CHOICES = ("none", "combat")
 #: Clocks of a ``timecourse`` model and their default windows (hours).
 TIMECOURSE_CLOCKS = DEFAULT_WINDOW
 #: Covariates an ANCOVA can adjust for (their columns are named in ``[labels]``).
@@ -73,11 +76,15 @@ class InputSpec:
     unsided_asymmetry : str
         ``"keep"``: units without an aura side keep the left-minus-right index;
         ``"exclude"``: their asymmetry indices are left out.
+    harmonize : str
+        ``"none"`` or ``"combat"``: ComBat across the ``site`` column
+        (:mod:`aslmig.group.harmonize`) before any model.
     """
 
     space: str = "template"
     measures: tuple[str, ...] = MEASURES
     unsided_asymmetry: str = "keep"
+    harmonize: str = "none"
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,14 @@ def _inputs(source, values: dict[str, Any]) -> InputSpec:
                 "use 'keep' or 'exclude'",
             )
         checked["unsided_asymmetry"] = values["unsided_asymmetry"]
+    if "harmonize" in values:
+        if values["harmonize"] not in HARMONIZE_CHOICES:
+            raise InputError(
+                source,
+                f"inputs.harmonize is {quote(values['harmonize'])}",
+                f"use {' or '.join(HARMONIZE_CHOICES)}",
+            )
+        checked["harmonize"] = values["harmonize"]
     return InputSpec(**checked)
 
 

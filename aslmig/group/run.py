@@ -38,6 +38,7 @@ from aslmig.group.collect import (
     read_roi_values,
     sha256,
 )
+from aslmig.group.harmonize import harmonise_values
 from aslmig.group.labels import Labels, label_units, read_labels, resolve_problems
 from aslmig.group.maps import MapSettings, load_unit_maps
 from aslmig.group.models import fit_models, timecourse_curves
@@ -62,6 +63,8 @@ class GroupResult:
         The three tables.
     timecourse : pandas.DataFrame
         Curves and session points of the time-course models (empty without timed sessions).
+    harmonization : pandas.DataFrame or None
+        ComBat's site estimates (None without ``[inputs] harmonize = "combat"``).
     spec : GroupSpec
         The resolved model specification.
     sources : dict
@@ -72,6 +75,7 @@ class GroupResult:
     statistics: pd.DataFrame
     exclusions: pd.DataFrame
     timecourse: pd.DataFrame
+    harmonization: pd.DataFrame | None
     spec: GroupSpec
     sources: dict[str, str]
 
@@ -216,6 +220,9 @@ def compute_group(
     exclusions = pd.concat([exclusions, collected.damaged], ignore_index=True)
     checksums = collected.checksums
     values = _attach_labels(collected.values, unit_labels, spec)
+    harmonization = _harmonised(values, spec, bids_dir)
+    if harmonization is not None:
+        values, harmonization = harmonization
     measures = [measure for measure in MEASURES if measure in set(values["measure"])]
     statistics = fit_models(spec.models, values, measures)
     timecourse = timecourse_curves(spec.models, values, measures)
@@ -224,7 +231,7 @@ def compute_group(
         ["subject", "session", "stage", "reason"], kind="stable"
     )
     exclusions = exclusions.reset_index(drop=True)
-    return GroupResult(values, statistics, exclusions, timecourse, spec, sources)
+    return GroupResult(values, statistics, exclusions, timecourse, harmonization, spec, sources)
 
 
 def _check_selected(
@@ -257,6 +264,25 @@ def _check_one_space(output_dir: Path, tables: list[RoiTable]) -> None:
             "choose one with 'space' in the model file [inputs] (e.g. space = "
             f"{quote(first)}), or rerun the participant level with one template",
         )
+
+
+def _harmonised(
+    values: pd.DataFrame, spec: GroupSpec, bids_dir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """ComBat across sites when the model file asks for it (one-line error if impossible)."""
+    if spec.inputs.harmonize != "combat":
+        return None
+    try:
+        return harmonise_values(values)
+    except ValueError as error:
+        sites = sorted(set(values["site"].fillna("")) - {""})
+        raise InputError(
+            Path(bids_dir) / "participants.tsv",
+            f"[inputs] harmonize = 'combat' but the sites ({', '.join(sites) or 'none'}) "
+            f"cannot be harmonised: {error}",
+            f"fill the {spec.labels.site_column} column (two or more sites, two or more "
+            "sessions each), or remove harmonize from the model file",
+        ) from None
 
 
 def _units(tables: list[RoiTable]) -> pd.DataFrame:
@@ -428,6 +454,14 @@ def write_group(destination: Path, result: GroupResult) -> None:
         ),
         "exclusions": (result.exclusions, "Units left out, and why."),
     }
+    if result.harmonization is not None:
+        tables["harmonization"] = (
+            result.harmonization,
+            "ComBat (Johnson et al. 2007; Fortin et al. 2018) across sites, preserving the "
+            "group x phase cells, age and sex: posterior additive (gamma_star, in pooled SD "
+            "units) and multiplicative (delta_star, variance ratio) site effects per measure "
+            "and ROI; roi_values.tsv holds the harmonised values.",
+        )
     if not result.timecourse.empty:
         tables["timecourse"] = (
             result.timecourse,

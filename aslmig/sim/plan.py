@@ -157,6 +157,15 @@ def aura_side(spec: CohortSpec, group: str, random_side: str) -> str:
     return random_side
 
 
+def _site(spec: CohortSpec, group: str, number: int, rng: np.random.Generator):
+    """Return the participant's site: in turn, or its group's home (``site_imbalance``)."""
+    if not spec.sites:
+        return None
+    home = rng.random() < spec.site_imbalance
+    index = GROUPS.index(group) if home else number - 1
+    return spec.sites[index % len(spec.sites)]
+
+
 def plan_cohort(spec: CohortSpec, region_names: list[str] | None = None) -> list[ParticipantPlan]:
     """Draw the participants and sessions of a cohort (no images).
 
@@ -184,7 +193,7 @@ def plan_cohort(spec: CohortSpec, region_names: list[str] | None = None) -> list
             scale = _factor(rng, spec.scale_sd)
             global_factor = _factor(rng, spec.subject_sd)
             regions = {name: _factor(rng, spec.region_sd) for name in (region_names or [])}
-            site = spec.sites[(number - 1) % len(spec.sites)] if spec.sites else None
+            site = _site(spec, group, number, rng)
             plans.append(
                 ParticipantPlan(
                     participant_label(group, number),

@@ -147,6 +147,10 @@ class CohortSpec:
     sites : tuple of SiteEffect
         Acquisition sites: participants are assigned to them in turn within each group, and
         each distorts the CBF it measures (none: one site, no ``site`` column).
+    site_imbalance : float
+        Probability (0-1) that a participant goes to its group's "home" site (group number
+        modulo the number of sites) instead of the next site in turn: 0 balances the groups
+        across sites, values near 1 confound site and group.
     subject_sd : float
         SD of the per-participant global CBF factor (1 + N(0, SD)).
     region_sd : float
@@ -202,6 +206,7 @@ class CohortSpec:
     phases: tuple[str, ...] = ("interictal", "ictal")
     effects: tuple[Effect, ...] = ()
     sites: tuple[SiteEffect, ...] = ()
+    site_imbalance: float = 0.0
     subject_sd: float = 0.10
     region_sd: float = 0.05
     session_sd: float = 0.05
@@ -423,6 +428,9 @@ def _check_effects(spec: CohortSpec) -> None:
 
 
 def _check_sites(spec: CohortSpec) -> None:
+    if not (math.isfinite(spec.site_imbalance) and 0 <= spec.site_imbalance <= 1):
+        raise InputError("--site-imbalance", f"is {quote(spec.site_imbalance)}",
+                         "give a probability between 0 and 1")  # fmt: skip
     names = [site.name for site in spec.sites]
     if len(set(names)) != len(names):
         raise InputError("--site", "names a site twice", "give each site once")

@@ -431,3 +431,21 @@ def test_time_course_from_timed_sessions_is_modelled_written_and_drawn(tmp_path)
     assert (folder / "timecourse.json").exists()
     report = (folder / "report.html").read_text()
     assert "Time course across the attack" in report and "attack_time_course: MwA cbf" in report
+
+
+def test_combat_harmonisation_from_the_model_file(cohort, tmp_path, capsys):
+    bids, out = cohort
+    model = tmp_path / "combat.toml"
+    model.write_text('[inputs]\nharmonize = "combat"\n')
+    participants = (bids / "participants.tsv").read_text()
+    table = pd.read_csv(bids / "participants.tsv", sep="\t", dtype=str)
+    table.drop(columns="site").to_csv(bids / "participants.tsv", sep="\t", index=False)
+    expect_input_error(capsys, bids, out, "harmonize", "cannot be harmonised", "site",
+                       options=("--model", str(model)))  # fmt: skip
+    (bids / "participants.tsv").write_text(participants)
+    assert run(bids, out, "--model", str(model)) == 0
+    folder = out / "group" / "default"
+    estimates = pd.read_csv(folder / "harmonization.tsv", sep="\t")
+    assert set(estimates["site"]) == {"s1", "s2", "s3"}
+    assert set(estimates["measure"]) == {"cbf", "rcbf"}
+    assert 'harmonize = "combat"' in (folder / "model.toml").read_text()
