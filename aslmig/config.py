@@ -14,7 +14,7 @@ from typing import Any
 
 import tomli_w
 
-from aslmig.errors import InputError, quote
+from aslmig.errors import InputError, quote, reading
 
 try:  # Python 3.11+
     import tomllib
@@ -133,7 +133,11 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     """
     path = Path(path)
     try:
-        content = tomllib.loads(path.read_text(encoding="utf-8"))
+        if not path.exists():
+            raise FileNotFoundError
+        with reading(path):
+            text = path.read_text(encoding="utf-8")
+        content = tomllib.loads(text)
     except FileNotFoundError:
         raise InputError(path, "the configuration file does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -226,7 +230,99 @@ def build_config(
         tuples = {item.name for item in dataclasses.fields(section_type) if "tuple" in item.type}
         merged = {key: tuple(value) if key in tuples else value for key, value in merged.items()}
         sections[name] = section_type(**merged)
+    check_execution(sections["execution"])
     return RunConfig(**base, **sections)
+
+
+#: Smallest ``--mem-gb``: one participant step (antspyx registration of a T1w) needs more
+#: than 1 GB, and nipype's MultiProc never starts any step below 0.01 GB (it waits forever).
+SMALLEST_MEM_GB = 1.0
+_PLUGIN_ARGS_OPTION = "--plugin-args (or [execution] plugin_args in --config-file)"
+#: What each nipype plugin argument must hold (MultiProc takes only these).
+_MULTIPROC_ARGS: dict[str, Any] = {
+    "n_procs": "count",
+    "memory_gb": "memory",
+    "n_gpu_procs": "count or 0",
+    "raise_insufficient": "true or false",
+    "scheduler": ("tsort", "mem_thread"),
+    "mp_context": ("fork", "spawn", "forkserver"),
+    "maxtasksperchild": "count",
+    "non_daemon": "true or false",
+    "max_jobs": "count",
+}
+#: Cluster plugins pass other arguments to nipype; these are type-checked.
+_CLUSTER_ARGS: dict[str, Any] = {
+    "max_jobs": "count",
+    "max_tries": "count",
+    "retry_timeout": "seconds",
+    "poll_sleep_duration": "seconds",
+    "dont_resubmit_completed_jobs": "true or false",
+    "template": "text",
+    "sbatch_args": "text",
+    "qsub_args": "text",
+    "bsub_args": "text",
+}
+#: Rule name -> (what the value must be, check).
+_ARGUMENT_CHECKS = {
+    "count": ("a whole number >= 1", lambda value: _is_int(value) and value >= 1),
+    "count or 0": ("a whole number >= 0", lambda value: _is_int(value) and value >= 0),
+    "memory": (
+        f"a number of GB >= {SMALLEST_MEM_GB:g}",
+        lambda value: _is_number(value) and value >= SMALLEST_MEM_GB,
+    ),
+    "seconds": ("a number of seconds >= 0", lambda value: _is_number(value) and value >= 0),
+    "true or false": ("true or false", lambda value: isinstance(value, bool)),
+    "text": ("a string", lambda value: isinstance(value, str)),
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_execution(execution: ExecutionConfig) -> None:
+    """Refuse execution settings nipype would accept but then hang on, ignore or crash on.
+
+    ``--mem-gb`` below :data:`SMALLEST_MEM_GB` (nothing ever starts below 0.01 GB), and
+    ``--plugin-args`` with a wrong type (``{"n_procs": 0}`` or ``"two"``) or, for MultiProc
+    and Linear, a key nipype does not know (a typo would be ignored silently).
+
+    Parameters
+    ----------
+    execution : ExecutionConfig
+        The merged ``[execution]`` settings.
+    """
+    if execution.mem_gb is not None and not execution.mem_gb >= SMALLEST_MEM_GB:
+        raise InputError(
+            "--mem-gb (or [execution] mem_gb in --config-file)",
+            f"is {execution.mem_gb:g} GB; a participant step needs more than "
+            f"{SMALLEST_MEM_GB:g} GB",
+            f"give at least {SMALLEST_MEM_GB:g}, or leave it out to plan with 90 % of the memory",
+        )
+    cluster = execution.plugin not in ("MultiProc", "Linear")
+    known = _CLUSTER_ARGS if cluster else _MULTIPROC_ARGS if execution.plugin == "MultiProc" else {}
+    for key, value in execution.plugin_args.items():
+        rule = known.get(key)
+        if rule is None and not cluster:
+            names = ", ".join(sorted(known)) or "none"
+            raise InputError(
+                _PLUGIN_ARGS_OPTION,
+                f"{execution.plugin} does not take {quote(key)}",
+                f"its arguments: {names}",
+            )
+        if rule is None:
+            continue
+        if isinstance(rule, tuple):
+            wanted, ok = " or ".join(rule), value in rule
+        else:
+            wanted, check = _ARGUMENT_CHECKS[rule]
+            ok = check(value)
+        if not ok:
+            raise InputError(_PLUGIN_ARGS_OPTION, f"{key} is {quote(value)}", f"give {wanted}")
 
 
 #: First lines of a saved configuration.

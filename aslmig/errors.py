@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 _MAX_QUOTED = 60
@@ -55,3 +59,66 @@ class InputError(Exception):
         if self.fix:
             text += f" ({self.fix})"
         return " ".join(text.split())
+
+
+#: What an operating-system error means for a file the user gave, and what fixes it.
+_OS_PROBLEMS = {
+    errno.EACCES: ("permission denied", "make it readable by the user running aslmig"),
+    errno.EPERM: ("operation not permitted", "check the permissions of the file and its folders"),
+    errno.ENOENT: ("does not exist", "check the path"),
+    errno.EISDIR: ("is a folder, not a file", "give the file itself"),
+    errno.ENOTDIR: ("a part of its path is a file, not a folder", "check the path"),
+    errno.ELOOP: ("is a symbolic link that loops", "fix or remove the link"),
+    errno.ENAMETOOLONG: ("has a name that is too long", "use a shorter path"),
+    errno.EROFS: ("is on a read-only file system", "choose a writable folder"),
+    errno.ENOSPC: ("no space is left on its device", "free some space"),
+    errno.EDQUOT: ("the disk quota is exceeded", "free some space"),
+}
+#: Where git-annex (and so DataLad) keeps file content; links into it may be dangling.
+ANNEX_OBJECTS = ".git/annex/objects/"
+
+
+def describe_os_error(error: OSError) -> tuple[str, str | None]:
+    """Return (problem, fix) for an ``OSError`` raised on a user's file.
+
+    A missing file that is a symbolic link is a broken link; one that points into
+    ``.git/annex/objects`` is a DataLad/git-annex file whose content was never fetched.
+
+    Parameters
+    ----------
+    error : OSError
+        The error, with its ``filename`` when the system gave one.
+
+    Returns
+    -------
+    problem, fix : str
+        A short description and what would fix it (None when nothing general helps).
+    """
+    name = error.filename
+    if error.errno == errno.ENOENT and name is not None and os.path.islink(name):
+        target = os.readlink(name)
+        if ANNEX_OBJECTS in str(target):
+            return (
+                "is a git-annex link whose content is not present",
+                "fetch it with 'datalad get' (or 'git annex get') first",
+            )
+        return f"is a broken symbolic link (to {quote(str(target))})", "fix or remove the link"
+    return _OS_PROBLEMS.get(error.errno, (error.strerror or type(error).__name__, None))
+
+
+@contextlib.contextmanager
+def reading(source: str | Path, what: str = "cannot be read") -> Iterator[None]:
+    """Turn an ``OSError`` raised inside the block into an :class:`InputError` naming ``source``.
+
+    Parameters
+    ----------
+    source : str or Path
+        How the file is named in the message (a dataset-relative name, or an option).
+    what : str
+        What failed, e.g. ``"cannot be read"`` or ``"cannot be written"``.
+    """
+    try:
+        yield
+    except OSError as error:
+        problem, fix = describe_os_error(error)
+        raise InputError(source, f"{what}: {problem}", fix) from None

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from aslmig.config import (
     PLUGINS,
+    SMALLEST_MEM_GB,
     ExecutionConfig,
     GroupConfig,
     PhysicsConfig,
@@ -43,7 +44,11 @@ def test_toml_round_trip():
         {**BASE, "participant_labels": ("01", "02")},
         {},
         {
-            "execution": {"plugin_args": {"sbatch_args": '--mem=4G "x"'}, "mem_gb": 3.5},
+            "execution": {
+                "plugin": "SLURM",
+                "plugin_args": {"sbatch_args": '--mem=4G "x"'},
+                "mem_gb": 3.5,
+            },
             "physics": {"labeling_efficiency": 0.8},
         },
     )
@@ -139,12 +144,25 @@ CONFIGS = st.builds(
         work_dir=_optional(HOSTILE_TEXT),
         nprocs=COUNTS,
         omp_nthreads=COUNTS,
-        mem_gb=_optional(_within(0, 1e6)),
-        plugin=st.sampled_from(PLUGINS),
+        mem_gb=_optional(st.floats(min_value=SMALLEST_MEM_GB, max_value=1e6)),
+        # cluster plugins pass unknown arguments on to nipype; MultiProc's are checked
+        plugin=st.sampled_from([name for name in PLUGINS if name not in ("MultiProc", "Linear")]),
         plugin_args=st.dictionaries(HOSTILE_TEXT, JSON_VALUES, max_size=4),
         stop_on_first_crash=st.booleans(),
         bids_database_dir=_optional(HOSTILE_TEXT),
         skip_bids_validation=st.booleans(),
+    )
+    | st.builds(
+        ExecutionConfig,
+        plugin=st.just("MultiProc"),
+        plugin_args=st.fixed_dictionaries(
+            {},
+            optional={
+                "n_procs": COUNTS,
+                "memory_gb": st.floats(1, 1e4),
+                "mp_context": st.sampled_from(["fork", "spawn"]),
+            },
+        ),
     ),
     physics=st.builds(
         PhysicsConfig,
@@ -207,7 +225,7 @@ def test_issue_15_cases_round_trip(tmp_path):
     config = build_config(
         {**BASE, "bids_dir": "/data/\U0001f9e0 study"},
         {},
-        {"execution": {"plugin_args": {"sbatch.args": "--qos=x", "n_procs": 2}}},
+        {"execution": {"plugin": "SLURM", "plugin_args": {"sbatch.args": "--qos=x", "n_procs": 2}}},
     )
     path = tmp_path / "c.toml"
     path.write_text(to_toml(config), encoding="utf-8")
@@ -216,3 +234,32 @@ def test_issue_15_cases_round_trip(tmp_path):
     assert "None" not in path.read_text()
     assert tomllib.loads(path.read_text())["run"]["bids_dir"] == "/data/\U0001f9e0 study"
     assert build_config({**BASE, "bids_dir": "/data/\U0001f9e0 study"}, sections, {}) == config
+
+
+@pytest.mark.parametrize(
+    ("execution", "words"),
+    [
+        ({"mem_gb": 0.005}, ["--mem-gb", "0.005 GB", "at least 1"]),
+        ({"plugin_args": {"n_procs": 0}}, ["--plugin-args", "n_procs is 0", ">= 1"]),
+        ({"plugin_args": {"n_procs": "two"}}, ["n_procs is 'two'"]),
+        ({"plugin_args": {"n_procs": True}}, ["n_procs is True"]),
+        ({"plugin_args": {"memory_gb": 0.005}}, ["memory_gb is 0.005", "GB >= 1"]),
+        ({"plugin_args": {"nprocs": 2}}, ["MultiProc does not take 'nprocs'", "n_procs"]),
+        ({"plugin_args": {"mp_context": "thread"}}, ["mp_context is 'thread'", "fork"]),
+        ({"plugin": "Linear", "plugin_args": {"n_procs": 2}}, ["Linear does not take"]),
+        ({"plugin": "SLURM", "plugin_args": {"max_jobs": -1}}, ["max_jobs is -1"]),
+        ({"plugin": "SLURM", "plugin_args": {"sbatch_args": 4}}, ["sbatch_args is 4"]),
+    ],
+)
+def test_execution_settings_nipype_would_hang_on_are_refused(execution, words):
+    with pytest.raises(InputError) as raised:
+        build_config(BASE, {}, {"execution": execution})
+    for word in words:
+        assert word in raised.value.message, raised.value.message
+
+
+def test_config_file_that_is_a_folder_or_unreadable(tmp_path):
+    folder = tmp_path / "config.toml"
+    folder.mkdir()
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        read_config_file(folder)

@@ -130,7 +130,7 @@ def _translate(path: Path, query_name: str, entity: str, value: Any) -> Any:
                 'use a string, an integer, a list of them, null or "*"',
             )
     if entity == "run":
-        if not all(str(item).isdigit() for item in values):
+        if not all(str(item).isascii() and str(item).isdigit() for item in values):
             raise InputError(path, f"{query_name}.run is {quote(value)}", "runs are integers")
         return [int(item) for item in values] if isinstance(value, list) else int(value)
     return value

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -19,8 +22,8 @@ from aslmig.bids.metadata import (
     parse_m0_metadata,
     read_aslcontext,
 )
-from aslmig.bids.sidecars import read_sidecar, relative_name
-from aslmig.errors import InputError, quote
+from aslmig.bids.sidecars import read_json, read_sidecar, relative_name
+from aslmig.errors import InputError, describe_os_error, quote
 
 NIFTI_EXTENSIONS = [".nii", ".nii.gz"]
 QUERY_NAMES = ("asl", "m0scan", "t1w")
@@ -147,7 +150,8 @@ def open_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
     bids_dir : Path
         The input dataset (never written to).
     database_dir : Path, optional
-        Directory for pybids' SQLite index; reused when it already holds one.
+        Directory for pybids' SQLite index; reused when it already holds one, unless files
+        were added, removed or renamed in the dataset since it was built.
     validate : bool
         Whether pybids checks file names against the BIDS specification.
 
@@ -156,21 +160,25 @@ def open_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
     bids.BIDSLayout
         The index.
     """
-    from bids import BIDSLayout, BIDSLayoutIndexer
-    from bids.exceptions import BIDSValidationError
-
     bids_dir = Path(bids_dir)
     if not bids_dir.is_dir():
         raise InputError(bids_dir, "is not a directory", "give the BIDS dataset root")
-    if not (bids_dir / "dataset_description.json").is_file():
+    description = bids_dir / "dataset_description.json"
+    if not os.path.lexists(description):
         raise InputError(
             bids_dir,
             "has no dataset_description.json, so it is not a BIDS dataset root",
             "point BIDS_DIR at the folder that holds dataset_description.json",
         )
+    read_json(description)  # a folder, an unreadable file or bad JSON: one line, here
+    with _importing_pybids():
+        from bids import BIDSLayout, BIDSLayoutIndexer
+        from bids.exceptions import BIDSValidationError
     indexer = BIDSLayoutIndexer(validate=validate, index_metadata=False)
     if indexer.validator is not None:
         indexer.validator = _compiled_validator()
+    index_file = Path(database_dir) / DATABASE_FILE if database_dir else None
+    reused = index_file is not None and index_file.is_file()
     try:
         layout = BIDSLayout(
             str(bids_dir),
@@ -180,6 +188,8 @@ def open_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
         )
     except (BIDSValidationError, ValueError) as error:
         raise InputError(bids_dir, f"pybids cannot index the dataset: {error}") from None
+    except OSError as error:
+        raise _unreadable_folder(error, bids_dir) from None
     if database_dir and Path(layout.root).resolve() != bids_dir.resolve():
         # pybids silently answers from the stored index, whatever BIDS_DIR says
         raise InputError(
@@ -187,7 +197,60 @@ def open_layout(bids_dir: Path, database_dir: Path | None = None, validate: bool
             f"holds the index of another dataset ({quote(str(layout.root))})",
             "give each dataset its own --bids-database-dir, or delete this folder",
         )
+    if reused:
+        _refuse_stale_index(bids_dir, index_file)
     return layout
+
+
+#: The file pybids keeps its index in, inside ``--bids-database-dir``.
+DATABASE_FILE = "layout_index.sqlite"
+
+
+@contextlib.contextmanager
+def _importing_pybids() -> Iterator[None]:
+    """Import pybids, which reads ``~/pybids_config.json`` and ``./pybids_config.json``."""
+    try:
+        yield
+    except PermissionError as error:
+        raise InputError(
+            Path(error.filename).parent,
+            "cannot be read (permission denied); pybids looks for its pybids_config.json "
+            "in the home folder and in the current folder",
+            "run aslmig from a folder you may read, with a readable HOME (e.g. HOME=$TMPDIR)",
+        ) from None
+
+
+def _unreadable_folder(error: OSError, bids_dir: Path) -> InputError:
+    """Name what pybids could not read while walking the dataset (a folder, usually)."""
+    name = Path(error.filename) if error.filename else bids_dir
+    if name.name == "layout_config.json":  # pybids looks for one in every folder it walks
+        name = name.parent
+    problem, fix = describe_os_error(error)
+    return InputError(relative_name(name, bids_dir), f"cannot be read: {problem}", fix)
+
+
+def _refuse_stale_index(bids_dir: Path, index_file: Path) -> None:
+    """Refuse a saved pybids index older than the last file added, removed or renamed.
+
+    Adding, removing or renaming a file changes its folder's modification time, so the
+    folders' times tell whether the index still lists the dataset's files (a stale index
+    silently leaves new runs out and names deleted ones). Only folders are examined:
+    about 4,000 ``stat`` calls for 1,000 participants.
+    """
+    built = index_file.stat().st_mtime
+    for folder, subfolders, _ in os.walk(bids_dir):
+        subfolders[:] = [
+            name for name in subfolders if not name.startswith(".") and name != "derivatives"
+        ]
+        if os.stat(folder).st_mtime > built:
+            raise InputError(
+                index_file.parent,
+                f"the saved pybids index is older than the dataset: files in "
+                f"{quote(relative_name(Path(folder), bids_dir) or '.')} were added, removed or "
+                "renamed after it was built",
+                "delete this folder (aslmig then indexes the dataset again), or run without "
+                "--bids-database-dir",
+            )
 
 
 @cache
@@ -253,6 +316,7 @@ def collect_runs(
     runs: list[AslRun] = []
     for subject in subjects:
         asl_files = layout.get(subject=subject, return_type="object", **asl_query)
+        refuse_twins([Path(asl.path) for asl in asl_files], root)
         for asl in sorted(asl_files, key=lambda f: f.path):
             sidecar, sidecar_files = read_sidecar(Path(asl.path), root)
             if metadata_matches(sidecar, field_filters):
@@ -313,9 +377,9 @@ def _build_run(
     if not sidecar_files:
         raise InputError(asl_name, "has no JSON sidecar", f"add {_sidecar_name(asl_path)}")
     shape = image_shape(asl_path, asl_name)
-    if read_voxels:
-        check_voxels(asl_path, asl_name)
     volume_types = read_aslcontext(aslcontext, relative_name(aslcontext, root))
+    if read_voxels:
+        check_voxels(asl_path, asl_name, volume_types)
     m0_file, m0_reason = _find_m0(layout, root, asl_path, entities, filters)
     names = SourceNames(
         sidecar=relative_name(sidecar_files[-1], root),
@@ -344,6 +408,38 @@ def _build_run(
         t1w_file=t1w_file,
         t1w_reason=t1w_reason,
     )
+
+
+def refuse_twins(paths: list, root: Path) -> list:
+    """Refuse two files that differ only by extension (``x.nii`` beside ``x.nii.gz``).
+
+    Both would be taken as separate runs of the same name (outputs overwrite each other),
+    or one would be chosen silently.
+
+    Parameters
+    ----------
+    paths : list of str or Path
+        Files found by one query.
+    root : Path
+        The dataset root (for names in messages).
+
+    Returns
+    -------
+    list
+        ``paths``, unchanged.
+    """
+    seen: dict[str, str] = {}
+    for path in map(str, paths):
+        stem = path.removesuffix(".gz").removesuffix(".nii")
+        if stem in seen:
+            first, second = sorted((seen[stem], path))
+            raise InputError(
+                relative_name(Path(first), root),
+                f"and {relative_name(Path(second), root)} both exist: the same image twice",
+                "keep one of them (BIDS stores NIfTI as .nii.gz)",
+            )
+        seen[stem] = path
+    return paths
 
 
 def _aslcontext_path(asl_path: Path) -> Path:
@@ -377,19 +473,45 @@ def _m0_metadata(root: Path, m0_file: Path, asl_shape: tuple[int, ...], read_vox
 
 
 def _intended_for(root: Path, m0_path: Path, subject: str) -> set[Path]:
-    """Resolve a sidecar's IntendedFor (relative to the subject, or a BIDS URI)."""
-    sidecar, _ = read_sidecar(m0_path, root)
+    """Return the files a sidecar's IntendedFor names (relative to the subject, or BIDS URIs).
+
+    Paths are compared as written, without following symbolic links: in a DataLad or
+    git-annex dataset, files with the same content are links to one annex object.
+    """
+    sidecar, files = read_sidecar(m0_path, root)
     value = sidecar.get("IntendedFor", [])
     targets = value if isinstance(value, list) else [value]
-    resolved: set[Path] = set()
+    named: set[Path] = set()
     for target in targets:
         if not isinstance(target, str):
             continue
+        if not _is_path_text(target):
+            raise InputError(
+                relative_name(files[-1], root),
+                f"IntendedFor has {quote(target)}, which cannot be a file name",
+                "list paths relative to the participant folder, or bids:: URIs",
+            )
         if target.startswith("bids::"):
-            resolved.add((root / target[len("bids::") :]).resolve())
+            named.add(_normalised(root / target[len("bids::") :]))
         else:
-            resolved.add((root / f"sub-{subject}" / target).resolve())
-    return resolved
+            named.add(_normalised(root / f"sub-{subject}" / target))
+    return named
+
+
+def _is_path_text(text: str) -> bool:
+    """Tell whether a string can name a file: no NUL or control characters, valid UTF-8."""
+    if any(ord(character) < 32 for character in text):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON "\ud800" escape
+        return False
+    return True
+
+
+def _normalised(path: Path) -> Path:
+    """Return the absolute path without ``..`` and ``.``, symbolic links not followed."""
+    return Path(os.path.normpath(os.path.abspath(path)))
 
 
 def _find_m0(
@@ -402,11 +524,13 @@ def _find_m0(
     """Match the separate M0 scan: IntendedFor naming the run first, then entities."""
     query = _query(filters, "m0scan")
     query.update(datatype="perf", subject=entities["subject"])
-    candidates = [Path(path) for path in layout.get(return_type="file", **query)]
+    candidates = refuse_twins(
+        [Path(path) for path in layout.get(return_type="file", **query)], root
+    )
     naming_run = [
         path
         for path in candidates
-        if asl_path.resolve() in _intended_for(root, path, entities["subject"])
+        if _normalised(asl_path) in _intended_for(root, path, entities["subject"])
     ]
     if len(naming_run) == 1:
         return naming_run[0], "its IntendedFor names this run"
@@ -439,7 +563,7 @@ def _find_pepolar_m0(
     query = {"subject": entities["subject"], "datatype": "fmap", "suffix": "m0scan"}
     if "session" in entities:
         query["session"] = entities["session"]
-    targets = {asl_path.resolve()} | ({m0_file.resolve()} if m0_file else set())
+    targets = {_normalised(asl_path)} | ({_normalised(m0_file)} if m0_file else set())
     found = []
     for path in layout.get(return_type="file", extension=NIFTI_EXTENSIONS, **query):
         if _intended_for(root, Path(path), entities["subject"]) & targets:
@@ -463,7 +587,7 @@ def _find_t1w(
     query = _query(filters, "t1w")
     query["subject"] = entities["subject"]
     session = entities.get("session")
-    found = sorted(layout.get(return_type="file", **query))
+    found = sorted(map(str, refuse_twins(layout.get(return_type="file", **query), root)))
     same = [path for path in found if _session_of(layout, path) == session]
     chosen, reason = None, "no T1w found: ASL registers directly to the template"
     if same:
@@ -475,7 +599,14 @@ def _find_t1w(
         reason += f" (first of {len(same or found)})"
     if chosen is not None:
         name = relative_name(chosen, root)
-        image_shape(chosen, name)
+        shape = image_shape(chosen, name)
+        if len(shape) != 3:
+            raise InputError(
+                name,
+                f"the T1w image is {len(shape)}-D {shape}; the anatomical steps need one 3-D image",
+                "keep a single 3-D T1w (e.g. the first volume) or leave it out with "
+                '--bids-filter-file {"t1w": ...}',
+            )
         if read_voxels:
             check_voxels(chosen, name)
     return chosen, reason

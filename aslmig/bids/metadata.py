@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aslmig.bids.sidecars import finite_number
-from aslmig.errors import InputError, quote
+from aslmig.errors import InputError, quote, reading
 
 VOLUME_TYPES = ("control", "label", "m0scan", "deltam", "cbf", "noRF")
 SIGNAL_VOLUME_TYPES = ("control", "label", "deltam", "cbf")
@@ -141,7 +141,8 @@ def read_aslcontext(path: Path, shown_as: str) -> tuple[str, ...]:
         One volume type per volume.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with reading(shown_as):
+            lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise InputError(shown_as, "the file is not UTF-8 text", "save it as UTF-8") from None
     while lines and not lines[-1].strip():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
-from aslmig.errors import InputError, quote
+from aslmig.errors import InputError, quote, reading
 
 _MAX_SIDECAR_BYTES = 10 * 1024 * 1024
 
@@ -45,18 +47,24 @@ def read_json(path: Path, shown_as: str | None = None) -> dict[str, Any]:
         If the file is empty, too large, not UTF-8, not valid JSON or not an object.
     """
     name = shown_as or str(path)
-    size = path.stat().st_size
+    with reading(name):
+        size = path.stat().st_size
     if size == 0:
         raise InputError(name, "the JSON file is empty", "write the sidecar's metadata into it")
     if size > _MAX_SIDECAR_BYTES:
         raise InputError(name, f"the JSON file is {size} bytes, too large for a sidecar")
     try:
-        text = path.read_text(encoding="utf-8")
+        with reading(name):
+            text = path.read_text(encoding="utf-8")
         data = json.loads(
             text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicates
         )
     except UnicodeDecodeError:
         raise InputError(name, "the JSON file is not UTF-8 text", "save it as UTF-8") from None
+    except RecursionError:
+        raise InputError(
+            name, "the JSON nests lists or objects too deeply to be read", "flatten it"
+        ) from None
     except ValueError as error:
         raise InputError(name, f"invalid JSON: {error}", "fix the JSON syntax") from None
     if not isinstance(data, dict):
@@ -131,11 +139,18 @@ def read_sidecar(data_file: Path, root: Path) -> tuple[dict[str, Any], list[Path
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """Name ``path`` relative to ``root`` when it lies inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path(root).resolve()))
-    except ValueError:
-        return str(path)
+    """Name ``path`` relative to ``root`` when it lies inside it.
+
+    The file itself is not resolved: a DataLad/git-annex file is a symbolic link into
+    ``.git/annex/objects``, and its name is its BIDS path, not the annex key. Only the
+    folders are resolved, for a dataset reached through a linked folder.
+    """
+    absolute = Path(os.path.normpath(os.path.abspath(path)))
+    for base in (Path(os.path.abspath(root)), Path(os.path.realpath(root))):
+        for folder in (absolute.parent, Path(os.path.realpath(absolute.parent))):
+            with contextlib.suppress(ValueError):
+                return str((folder / absolute.name).relative_to(base))
+    return str(path)
 
 
 def finite_number(value: Any) -> bool:

@@ -6,6 +6,7 @@ Exit status: 0 success, 1 processing failure, 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -13,14 +14,23 @@ import sys
 from pathlib import Path
 
 from aslmig.bids.filters import load_bids_filters
-from aslmig.bids.layout import AslRun, collect_runs, normalise_labels, open_layout
+from aslmig.bids.layout import (
+    DATABASE_FILE,
+    AslRun,
+    collect_runs,
+    normalise_labels,
+    open_layout,
+)
 from aslmig.cli.parser import UsageError, build_parser, explicit_sections, is_bids_app_call
 from aslmig.cli.plan import format_plan
 from aslmig.config import RunConfig, build_config, read_config_file
-from aslmig.errors import InputError
+from aslmig.errors import InputError, describe_os_error, reading
 from aslmig.workflows.constants import constants_for, constants_for_run
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+#: Errors of the machine rather than of the input (exit status 1, not 2).
+_ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EIO}
 LOGGER = logging.getLogger("aslmig")
 
 # nipype asks the network for its latest version unless told not to.
@@ -57,7 +67,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def check_paths(config: RunConfig) -> None:
-    """Refuse output or work folders inside the input dataset (except its derivatives/).
+    """Refuse unusable output, work and index folders before anything is written.
+
+    Each must be a folder (or creatable as one), writable by the user running aslmig,
+    and outside the input dataset (except under its ``derivatives/``).
 
     Parameters
     ----------
@@ -68,10 +81,11 @@ def check_paths(config: RunConfig) -> None:
     if not bids_dir.is_dir():
         raise InputError(config.bids_dir, "BIDS_DIR does not exist or is not a directory")
     allowed = bids_dir / "derivatives"
+    database = config.execution.bids_database_dir
     for option, folder in (
         ("OUTPUT_DIR", config.output_dir),
         ("--work-dir", config.execution.work_dir),
-        ("--bids-database-dir", config.execution.bids_database_dir),
+        ("--bids-database-dir", database),
     ):
         if folder is None:
             continue
@@ -83,6 +97,25 @@ def check_paths(config: RunConfig) -> None:
                 f"{folder} lies inside the input dataset, which is never written to",
                 f"choose a folder outside it, or under {allowed}",
             )
+        reused_index = option == "--bids-database-dir" and (path / DATABASE_FILE).is_file()
+        _check_folder(option, Path(folder), writable=not reused_index)
+
+
+def _check_folder(option: str, folder: Path, writable: bool) -> None:
+    """Refuse a folder option that names a file, or a folder aslmig could not write into."""
+    with reading(option, f"{folder} cannot be checked"):
+        existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        problem = f"{folder} is a file" if existing == folder else f"{existing} is a file"
+        raise InputError(
+            option, f"{problem}, not a folder", "give a folder (it is created if missing)"
+        )
+    if writable and not os.access(existing, os.W_OK | os.X_OK, effective_ids=True):
+        raise InputError(
+            option,
+            f"{existing} is not writable by the user running aslmig (uid {os.geteuid()})",
+            "choose a folder you may write to, or change its permissions",
+        )
 
 
 def collect(config: RunConfig) -> list[AslRun]:
@@ -211,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"aslmig: error: {error.message}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a file problem no check foresaw: still one line
+        problem, fix = describe_os_error(error)
+        message = InputError(error.filename or "aslmig", problem, fix).message
+        print(f"aslmig: error: {message}", file=sys.stderr)
+        return EXIT_FAILURE if error.errno in _ENVIRONMENT_ERRORS else EXIT_USAGE
 
 
 def entry_point() -> None:
@@ -222,4 +260,7 @@ def entry_point() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         status = EXIT_OK
+    except KeyboardInterrupt:
+        print("aslmig: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
     sys.exit(status)

@@ -6,6 +6,7 @@ no traceback, and leave the input dataset byte-for-byte unchanged.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +64,84 @@ def drop_last_volume(root: Path) -> None:
     image = nb.load(root / ASL_NII)
     data = np.asarray(image.dataobj)[..., :-1]
     nb.Nifti1Image(data, image.affine).to_filename(root / ASL_NII)
+
+
+def write_image(relative: str, data: np.ndarray, **header) -> Callable[[Path], None]:
+    """Write an image with the example's affine, or with none (``unoriented=True``)."""
+
+    def mutate(root: Path) -> None:
+        image = nb.Nifti1Image(data, None if header.get("unoriented") else affine)
+        image.to_filename(root / relative)
+
+    affine = np.diag([3.0, 3.0, 4.0, 1.0])
+
+    return mutate
+
+
+def zero_voxel_size(root: Path) -> None:
+    """A T1w whose orientation matrix (sform) makes its voxels 0 mm wide along x."""
+    header = nb.Nifti1Header()
+    header.set_sform(np.diag([0.0, 1.0, 1.0, 1.0]), code=1)
+    nb.Nifti1Image(np.ones((12, 12, 10), np.float32), None, header).to_filename(root / T1W_NII)
+
+
+def symlink(relative: str, target: str) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        (root / relative).unlink()
+        (root / relative).symlink_to(target)
+
+    return mutate
+
+
+def annex_link_without_content(relative: str) -> Callable[[Path], None]:
+    """Replace a file by a git-annex link whose content was never fetched (DataLad)."""
+    depth = relative.count("/")
+    key = "MD5E-s1000--0123456789abcdef0123456789abcdef.nii.gz"
+    target = "../" * depth + f".git/annex/objects/Xx/Yy/{key}/{key}"
+    return symlink(relative, target)
+
+
+def huge_header(root: Path) -> None:
+    """A valid header that claims 30000^3 x 70 voxels, followed by a few bytes."""
+    header = nb.Nifti1Header()
+    header.set_data_shape((30000, 30000, 30000, 70))
+    header.set_data_dtype(np.float32)
+    header.set_sform(np.eye(4), code=1)
+    with gzip.open(root / ASL_NII, "wb") as stream:
+        stream.write(header.binaryblock + b"\0" * 4 + b"\1" * 4096)
+
+
+def corrupt_gzip(root: Path) -> None:
+    """Overwrite bytes in the middle of the compressed voxel data (the header stays valid)."""
+    path = root / ASL_NII
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+
+
+def identical_control_label(root: Path) -> None:
+    image = nb.load(root / ASL_NII)
+    data = np.asarray(image.dataobj).copy()
+    data[..., 1::2] = data[..., 0::2]  # asl002 alternates control, label
+    nb.Nifti1Image(data, image.affine).to_filename(root / ASL_NII)
+
+
+def stray_uncompressed_copy(root: Path) -> None:
+    nb.save(nb.load(root / ASL_NII), root / ASL_NII.replace(".nii.gz", ".nii"))
+
+
+def folder_instead_of(relative: str) -> Callable[[Path], None]:
+    def mutate(root: Path) -> None:
+        (root / relative).unlink()
+        (root / relative).mkdir()
+
+    return mutate
+
+
+RGB = np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")])
+T1W_NII = "sub-Sub103/anat/sub-Sub103_T1w.nii.gz"
+NESTED = "[" * 100_000 + "]" * 100_000
 
 
 NAN_SERIES = np.full((8, 8, 20, 70), np.nan, dtype=np.float32)
@@ -317,6 +396,105 @@ CASES = [
         write_text("sub-Sub103/anat/sub-Sub103_T1w.nii.gz", ""),
         ["sub-Sub103/anat/sub-Sub103_T1w.nii.gz", "empty"],
     ),
+    # ---- issue 17: files and images that got through, or gave tracebacks or late errors
+    (
+        "sidecar-deeply-nested",
+        "asl002",
+        write_text(ASL_JSON, '{"a": ' + NESTED + "}"),
+        [ASL_JSON, "nests", "too deeply"],
+    ),
+    (
+        "intended-for-null-byte",
+        "asl002",
+        edit_json(M0_JSON, IntendedFor="perf/sub-Sub103_asl.nii.gz\x00"),
+        [M0_JSON, "IntendedFor has", "cannot be a file name"],
+    ),
+    (
+        "intended-for-lone-surrogate",
+        "asl002",
+        edit_json(M0_JSON, IntendedFor=["perf/\ud800.nii.gz"]),
+        [M0_JSON, "IntendedFor has", "cannot be a file name"],
+    ),
+    ("header-claims-huge-image", "asl002", huge_header, [ASL_NII, "30000x30000x30000x70"]),
+    (
+        "rgb24-asl-image",
+        "asl002",
+        write_image(ASL_NII, np.zeros((8, 8, 20, 70), dtype=RGB)),
+        [ASL_NII, "RGB colour voxels"],
+    ),
+    (
+        "complex64-asl-image",
+        "asl002",
+        write_image(ASL_NII, np.ones((8, 8, 20, 70), dtype=np.complex64)),
+        [ASL_NII, "complex voxel values (complex64)", "magnitude"],
+    ),
+    (
+        "asl-without-orientation",
+        "asl002",
+        write_image(ASL_NII, np.ones((8, 8, 20, 70), np.float32), unoriented=True),
+        [ASL_NII, "no orientation", "qform_code and sform_code"],
+    ),
+    (
+        "m0-without-orientation",
+        "asl002",
+        write_image(M0_NII, np.ones((8, 8, 20), np.float32), unoriented=True),
+        [M0_NII, "no orientation"],
+    ),
+    (
+        "zero-voxel-size",
+        "asl002",
+        zero_voxel_size,
+        [T1W_NII, "voxel sizes"],
+    ),
+    (
+        "dangling-symlink-asl",
+        "asl002",
+        symlink(ASL_NII, "/nonexistent/sub-Sub103_asl.nii.gz"),
+        [ASL_NII, "broken symbolic link"],
+    ),
+    (
+        "looping-symlink-sidecar",
+        "asl002",
+        symlink(ASL_JSON, "sub-Sub103_asl.json"),
+        [ASL_JSON, "symbolic link that loops"],
+    ),
+    (
+        "git-annex-content-missing",
+        "asl002",
+        annex_link_without_content(ASL_NII),
+        [ASL_NII, "git-annex link whose content is not present", "datalad get"],
+    ),
+    (
+        "dataset-description-is-a-folder",
+        "asl002",
+        folder_instead_of("dataset_description.json"),
+        ["dataset_description.json", "is a folder"],
+    ),
+    (
+        "sidecar-is-a-folder",
+        "asl002",
+        folder_instead_of(M0_JSON),
+        [M0_JSON, "is a folder"],
+    ),
+    (
+        "stray-nii-beside-nii-gz",
+        "asl002",
+        stray_uncompressed_copy,
+        ["sub-Sub103/perf/sub-Sub103_asl.nii", ASL_NII, "both"],
+    ),
+    (
+        "t1w-4d",
+        "asl002",
+        write_image(T1W_NII, np.ones((12, 12, 10, 2), np.float32)),
+        [T1W_NII, "4-D", "3-D"],
+    ),
+    ("corrupt-gzip", "asl002", corrupt_gzip, [ASL_NII, "corrupt"]),
+    (
+        "identical-control-label",
+        "asl002",
+        identical_control_label,
+        [ASL_NII, "ΔM is zero everywhere", "label volumes equal the control volumes"],
+    ),
 ]
 
 
@@ -337,6 +515,7 @@ def test_broken_dataset_is_refused(example, tmp_path, capsys, example_name, muta
     assert "Traceback" not in captured.err
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+    assert "NaN" not in message or "NaN" in " ".join(words)
     assert "\x1b" not in message
     assert tree_digest(root) == before
     assert not (tmp_path / "out").exists()
