@@ -19,6 +19,7 @@ from aslmig.bids.derivatives import (
     init_derivatives,
 )
 from aslmig.bids.layout import AslRun
+from aslmig.cli.guards import participant_locks, workers_die_with_aslmig
 from aslmig.config import RunConfig, to_toml
 from aslmig.errors import InputError
 
@@ -195,34 +196,41 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
     """
     from nipype import config as nipype_config
     from nipype import logging as nipype_logging
-    from nipype.interfaces.utility import IdentityInterface
 
     from aslmig.workflows.base import init_aslmig_wf
 
     check_scheduler(config.execution.plugin)
     output_dir = Path(config.output_dir)
-    init_derivatives(output_dir, Path(config.bids_dir))
-    log_path = config_log_path(
-        config.output_dir, config.analysis_level, config.participant_labels or ()
-    )
-    atomic_write(log_path, lambda temporary: temporary.write_text(to_toml(config)))
     work_dir = Path(config.execution.work_dir or default_work_dir(config.output_dir))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    nipype_config.update_config(_nipype_settings(config, work_dir))
-    nipype_logging.update_logging(nipype_config)
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.execution.omp_nthreads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(config.execution.omp_nthreads))
+    subjects = sorted({run.subject for run in runs})
+    with participant_locks(work_dir, subjects):
+        init_derivatives(output_dir, Path(config.bids_dir))
+        log_path = config_log_path(
+            config.output_dir, config.analysis_level, config.participant_labels or ()
+        )
+        atomic_write(log_path, lambda temporary: temporary.write_text(to_toml(config)))
+        nipype_config.update_config(_nipype_settings(config, work_dir))
+        nipype_logging.update_logging(nipype_config)
+        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.execution.omp_nthreads)
+        os.environ.setdefault("OMP_NUM_THREADS", str(config.execution.omp_nthreads))
+        workflow = init_aslmig_wf(config, runs)
+        workflow.base_dir = str(work_dir)
+        return _run_workflow(workflow, config, len(runs), work_dir)
 
-    workflow = init_aslmig_wf(config, runs)
-    workflow.base_dir = str(work_dir)
-    total = sum(
-        not isinstance(node.interface, IdentityInterface) for node in workflow._get_all_nodes()
-    )
+
+def _run_workflow(workflow: Any, config: RunConfig, n_runs: int, work_dir: Path) -> int:
+    """Run the graph, then check that every output it plans exists; return the exit status."""
+    from nipype.interfaces.utility import IdentityInterface
+
+    output_dir = Path(config.output_dir)
+    nodes = workflow._get_all_nodes()
+    total = sum(not isinstance(node.interface, IdentityInterface) for node in nodes)
     progress = Progress(total)
     plugin, plugin_args = _plugin(config, progress)
-    print(f"aslmig: {len(runs)} run(s), {total} steps; work directory {work_dir}", flush=True)
+    print(f"aslmig: {n_runs} run(s), {total} steps; work directory {work_dir}", flush=True)
     started = time.time()
     failure = None
+    workers_die_with_aslmig()
     try:
         workflow.run(plugin=plugin, plugin_args=plugin_args)
     except RuntimeError as error:
@@ -236,5 +244,37 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
         for line in crashes:
             print(f"  {line}", file=sys.stderr)
         return 1
+    missing = missing_outputs(nodes)
+    if missing:
+        print(
+            f"aslmig: error: {len(missing)} output(s) were not written, e.g. {missing[0]}; "
+            f"delete the work directory {work_dir} and run again",
+            file=sys.stderr,
+        )
+        return 1
     print(f"aslmig: finished in {time.time() - started:.0f} s; outputs in {output_dir}")
     return 0
+
+
+def missing_outputs(nodes: list[Any]) -> list[Path]:
+    """Return the outputs that the saving nodes of a finished graph should have written.
+
+    nipype's cache only knows which nodes ran; this looks at the files themselves.
+
+    Parameters
+    ----------
+    nodes : list of nipype Node
+        Every node of the graph.
+
+    Returns
+    -------
+    list of Path
+        Planned outputs (``planned_outputs()`` of the saving interfaces) that do not exist.
+    """
+    planned = [
+        path
+        for node in nodes
+        if hasattr(node.interface, "planned_outputs")
+        for path in node.interface.planned_outputs()
+    ]
+    return [path for path in planned if not path.exists()]

@@ -6,12 +6,14 @@ Exit status: 0 success, 1 processing failure, 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import importlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from aslmig.bids.filters import load_bids_filters
 from aslmig.bids.layout import (
@@ -24,7 +26,7 @@ from aslmig.bids.layout import (
 from aslmig.cli.parser import UsageError, build_parser, explicit_sections, is_bids_app_call
 from aslmig.cli.plan import format_plan
 from aslmig.config import RunConfig, build_config, read_config_file
-from aslmig.errors import InputError, describe_os_error, reading
+from aslmig.errors import InputError, describe_os_error, quote, reading
 from aslmig.workflows.constants import constants_for, constants_for_run
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -63,7 +65,33 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         "dry_run": args.dry_run,
         "verbosity": args.verbosity,
     }
-    return build_config(base, file_sections, explicit_sections(args))
+    config = build_config(base, file_sections, explicit_sections(args))
+    _refuse_undecodable_text(dataclasses.asdict(config))
+    return config
+
+
+def _refuse_undecodable_text(values: Any, name: str = "") -> None:
+    """Refuse paths and names that are not valid UTF-8 (Linux hands them over as surrogates).
+
+    They could not be written into the saved TOML configuration or the JSON sidecars, which
+    are UTF-8: refused here, before anything is written, instead of half-way through a run.
+    """
+    if isinstance(values, dict):
+        for key, value in values.items():
+            _refuse_undecodable_text(value, key)
+    elif isinstance(values, list | tuple):
+        for value in values:
+            _refuse_undecodable_text(value, name)
+    elif isinstance(values, str):
+        try:
+            values.encode("utf-8")
+        except UnicodeEncodeError:
+            option = name.upper() if name in ("bids_dir", "output_dir") else name
+            raise InputError(
+                option,
+                f"{quote(values)} is not valid UTF-8 text",
+                "rename it with UTF-8 characters",
+            ) from None
 
 
 def check_paths(config: RunConfig) -> None:
@@ -96,6 +124,14 @@ def check_paths(config: RunConfig) -> None:
                 option,
                 f"{folder} lies inside the input dataset, which is never written to",
                 f"choose a folder outside it, or under {allowed}",
+            )
+        output = Path(config.output_dir).resolve()
+        if option == "--work-dir" and (path == output or output in path.parents):
+            raise InputError(
+                option,
+                f"{folder} lies inside OUTPUT_DIR, which would fill the derivatives dataset "
+                "with intermediate files",
+                "choose a work folder outside OUTPUT_DIR",
             )
         reused_index = option == "--bids-database-dir" and (path / DATABASE_FILE).is_file()
         _check_folder(option, Path(folder), writable=not reused_index)

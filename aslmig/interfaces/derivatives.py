@@ -16,7 +16,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from aslmig.bids.derivatives import atomic_write, output_path, write_sidecar
+from aslmig.bids.derivatives import atomic_write, output_path, sidecar_path, write_sidecar
 
 RUN_ENTITIES = ("subject", "session", "acquisition", "reconstruction", "run", "direction")
 DERIVATIVE_ENTITIES = ("space", "atlas", "label", "description")
@@ -60,10 +60,20 @@ class _SaveDerivativeOutputSpec(TraitedSpec):
 
 
 class SaveDerivative(SimpleInterface):
-    """Save a file into the derivatives dataset under its DESIGN.md §5 name, with a sidecar."""
+    """Save a file into the derivatives dataset under its DESIGN.md §5 name, with a sidecar.
+
+    It runs on every invocation, cached or not (a copy takes milliseconds): a rerun must
+    rewrite outputs that were deleted since, which nipype's cache cannot know about.
+    """
 
     input_spec = _SaveDerivativeInputSpec
     output_spec = _SaveDerivativeOutputSpec
+    _always_run = True
+
+    def planned_outputs(self) -> list[Path]:
+        """Return the files this node writes (known when the graph is built)."""
+        destination = _destination(self.inputs, self.inputs.extension)
+        return [destination, sidecar_path(destination)] if self.inputs.write_json else [destination]
 
     def _run_interface(self, runtime):
         destination = _destination(self.inputs, self.inputs.extension)
@@ -93,10 +103,14 @@ class _SaveTransformsOutputSpec(TraitedSpec):
 
 
 class SaveTransforms(SimpleInterface):
-    """Save registration transforms as ``..._from-X_to-Y_mode-image_xfm.<ext>`` outputs."""
+    """Save registration transforms as ``..._from-X_to-Y_mode-image_xfm.<ext>`` outputs.
+
+    Runs on every invocation, like :class:`SaveDerivative`.
+    """
 
     input_spec = _SaveTransformsInputSpec
     output_spec = _SaveTransformsOutputSpec
+    _always_run = True
 
     def _run_interface(self, runtime):
         saved = []

@@ -73,15 +73,20 @@ class _ReportOutputSpec(TraitedSpec):
 
 
 class ParticipantReport(SimpleInterface):
-    """Render the participant's self-contained HTML report into OUTPUT_DIR."""
+    """Render the participant's self-contained HTML report into OUTPUT_DIR (on every run)."""
 
     input_spec = _ReportInputSpec
     output_spec = _ReportOutputSpec
+    _always_run = True  # a deleted report is written again by a rerun
+
+    def planned_outputs(self) -> list[Path]:
+        """Return the report this node writes."""
+        return [participant_report_path(self.inputs.output_dir, self.inputs.subject)]
 
     def _run_interface(self, runtime):
         runs = [run_report(RunSummary.from_json(Path(path).read_text()))
                 for path in self.inputs.summaries]  # fmt: skip
-        out_file = participant_report_path(self.inputs.output_dir, self.inputs.subject)
+        (out_file,) = self.planned_outputs()
         render_participant_report(self.inputs.subject, runs, out_file)
         self._results["out_file"] = str(out_file)
         return runtime

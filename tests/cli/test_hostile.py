@@ -92,6 +92,16 @@ PATH_CASES: list[tuple[str, Callable[[Path, Path], list[str]], list[str]]] = [
         lambda r, t: ["--config-file", str(t / "config.toml")],
         ["config.toml", "is a folder, not a file"],
     ),
+    (
+        "work-dir-inside-output-dir",
+        lambda r, t: ["-w", str(t / "out" / "work")],
+        ["--work-dir", "lies inside OUTPUT_DIR"],
+    ),
+    (
+        "path-not-utf8",
+        lambda r, t: ["-w", str(t / "caf\udce9")],  # b"caf\xe9" as Linux hands it over
+        ["work_dir", "is not valid UTF-8"],
+    ),
     ("plugin-args-zero", lambda r, t: ["--plugin-args", '{"n_procs": 0}'], ["n_procs is 0"]),
     ("plugin-args-text", lambda r, t: ["--plugin-args", '{"n_procs": "two"}'], ["'two'"]),
     ("plugin-args-typo", lambda r, t: ["--plugin-args", '{"nprocs": 2}'], ["'nprocs'"]),
