@@ -14,7 +14,7 @@ from typing import Any
 
 import tomli_w
 
-from aslmig.errors import InputError, quote, reading
+from aslmig.errors import LARGEST_TEXT_BYTES, InputError, quote, reading, regular_file_size
 
 try:  # Python 3.11+
     import tomllib
@@ -135,6 +135,7 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     try:
         if not path.exists():
             raise FileNotFoundError
+        regular_file_size(path, path, limit=LARGEST_TEXT_BYTES)
         with reading(path):
             text = path.read_text(encoding="utf-8")
         content = tomllib.loads(text)

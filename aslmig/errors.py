@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +123,44 @@ def reading(source: str | Path, what: str = "cannot be read") -> Iterator[None]:
     except OSError as error:
         problem, fix = describe_os_error(error)
         raise InputError(source, f"{what}: {problem}", fix) from None
+
+
+#: Largest text input (sidecar, aslcontext, configuration, table) read whole into memory.
+LARGEST_TEXT_BYTES = 10 * 1024 * 1024
+
+
+def regular_file_size(path: str | Path, shown_as: str | Path, limit: int | None = None) -> int:
+    """Return the size of a regular file, refusing devices, pipes, folders and huge files.
+
+    ``/dev/zero`` or a named pipe given as a sidecar, a table or a configuration file would
+    be read forever (or block); a folder is not a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file (symbolic links are followed).
+    shown_as : str or Path
+        How to name it in messages.
+    limit : int, optional
+        Largest accepted size in bytes.
+
+    Returns
+    -------
+    int
+        The size in bytes.
+    """
+    with reading(shown_as):
+        status = os.stat(path)
+    if stat.S_ISDIR(status.st_mode):
+        raise InputError(
+            shown_as, "cannot be read: is a folder, not a file", "give the file itself"
+        )
+    if not stat.S_ISREG(status.st_mode):
+        raise InputError(
+            shown_as, "is not a regular file (a device, pipe or socket)", "give the file itself"
+        )
+    if limit is not None and status.st_size > limit:
+        raise InputError(
+            shown_as, f"is {status.st_size} bytes, more than the {limit} this file may hold"
+        )
+    return status.st_size

@@ -27,7 +27,7 @@ from aslmig.atlas.extract import Roi, roi_mask
 from aslmig.atlas.migraine import ATLAS_NAME, LEVELS, Grid, build_migraine_atlas
 from aslmig.atlas.templates import BUNDLED_SPACE, TemplateFiles
 from aslmig.bids.entities import LABEL_CHARACTERS, is_label
-from aslmig.errors import InputError, quote
+from aslmig.errors import LARGEST_TEXT_BYTES, InputError, quote, regular_file_size
 
 BUILTIN_ATLASES = (ATLAS_NAME,)
 SPHERES_NAME = "Spheres"
@@ -199,6 +199,7 @@ def read_label_table(path: Path) -> pd.DataFrame:
     Adds ``hemisphere`` (from a ``_L``/``_R`` name suffix when absent) and ``level``
     (0 when absent).
     """
+    regular_file_size(path, path, limit=LARGEST_TEXT_BYTES)
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -399,6 +400,7 @@ def load_spheres(path: Path, template: TemplateFiles, build_dir: Path | None) ->
 
 
 def _read_spheres(path: Path, template: TemplateFiles) -> tuple[pd.DataFrame, np.ndarray]:
+    regular_file_size(path, path, limit=LARGEST_TEXT_BYTES)
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:

@@ -14,7 +14,7 @@ import nibabel as nb
 import numpy as np
 from nibabel.affines import voxel_sizes
 
-from aslmig.errors import InputError, reading
+from aslmig.errors import InputError, reading, regular_file_size
 
 _CHUNK_VOLUMES = 16
 _SMALLEST_NIFTI_BYTES = 32  # a gzipped NIfTI-1 header alone is larger than this
@@ -44,10 +44,9 @@ def load_image(path: Path, shown_as: str) -> nb.Nifti1Image:
     nibabel.Nifti1Image
         The image, its voxels not yet read.
     """
-    with reading(shown_as):
-        size = path.stat().st_size
-        with open(path, "rb"):
-            pass
+    size = regular_file_size(path, shown_as)
+    with reading(shown_as), open(path, "rb"):
+        pass
     if size < _SMALLEST_NIFTI_BYTES:
         raise InputError(
             shown_as,

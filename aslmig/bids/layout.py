@@ -368,7 +368,7 @@ def _build_run(
     aslcontext = _aslcontext_path(asl_path)
     asl_name = relative_name(asl_path, root)
     sidecar, sidecar_files = found_sidecar
-    if not aslcontext.is_file():
+    if not os.path.lexists(aslcontext):
         raise InputError(
             asl_name,
             f"has no {aslcontext.name} beside it",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aslmig.bids.sidecars import finite_number
-from aslmig.errors import InputError, quote, reading
+from aslmig.errors import LARGEST_TEXT_BYTES, InputError, quote, reading, regular_file_size
 
 VOLUME_TYPES = ("control", "label", "m0scan", "deltam", "cbf", "noRF")
 SIGNAL_VOLUME_TYPES = ("control", "label", "deltam", "cbf")
@@ -140,6 +140,7 @@ def read_aslcontext(path: Path, shown_as: str) -> tuple[str, ...]:
     tuple of str
         One volume type per volume.
     """
+    regular_file_size(path, shown_as, limit=LARGEST_TEXT_BYTES)
     try:
         with reading(shown_as):
             lines = path.read_text(encoding="utf-8").splitlines()

@@ -9,9 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aslmig.errors import InputError, quote, reading
-
-_MAX_SIDECAR_BYTES = 10 * 1024 * 1024
+from aslmig.errors import LARGEST_TEXT_BYTES, InputError, quote, reading, regular_file_size
 
 
 def _refuse_constant(name: str) -> float:
@@ -47,12 +45,9 @@ def read_json(path: Path, shown_as: str | None = None) -> dict[str, Any]:
         If the file is empty, too large, not UTF-8, not valid JSON or not an object.
     """
     name = shown_as or str(path)
-    with reading(name):
-        size = path.stat().st_size
+    size = regular_file_size(path, name, limit=LARGEST_TEXT_BYTES)
     if size == 0:
         raise InputError(name, "the JSON file is empty", "write the sidecar's metadata into it")
-    if size > _MAX_SIDECAR_BYTES:
-        raise InputError(name, f"the JSON file is {size} bytes, too large for a sidecar")
     try:
         with reading(name):
             text = path.read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,6 +90,16 @@ def symlink(relative: str, target: str) -> Callable[[Path], None]:
     def mutate(root: Path) -> None:
         (root / relative).unlink()
         (root / relative).symlink_to(target)
+
+    return mutate
+
+
+def named_pipe(relative: str) -> Callable[[Path], None]:
+    """Replace a file by a FIFO: opening it for reading would wait for a writer forever."""
+
+    def mutate(root: Path) -> None:
+        (root / relative).unlink()
+        os.mkfifo(root / relative)
 
     return mutate
 
@@ -489,6 +500,13 @@ CASES = [
         [T1W_NII, "4-D", "3-D"],
     ),
     ("corrupt-gzip", "asl002", corrupt_gzip, [ASL_NII, "corrupt"]),
+    (
+        "aslcontext-is-dev-zero",
+        "asl002",
+        symlink(CONTEXT, "/dev/zero"),
+        [CONTEXT, "not a regular file"],
+    ),
+    ("sidecar-is-a-named-pipe", "asl002", named_pipe(ASL_JSON), [ASL_JSON, "not a regular file"]),
     (
         "identical-control-label",
         "asl002",

@@ -102,6 +102,11 @@ PATH_CASES: list[tuple[str, Callable[[Path, Path], list[str]], list[str]]] = [
         lambda r, t: ["-w", str(t / "caf\udce9")],  # b"caf\xe9" as Linux hands it over
         ["work_dir", "is not valid UTF-8"],
     ),
+    (
+        "config-file-is-dev-zero",
+        lambda r, t: ["--config-file", "/dev/zero"],
+        ["/dev/zero", "not a regular file"],
+    ),
     ("plugin-args-zero", lambda r, t: ["--plugin-args", '{"n_procs": 0}'], ["n_procs is 0"]),
     ("plugin-args-text", lambda r, t: ["--plugin-args", '{"n_procs": "two"}'], ["'two'"]),
     ("plugin-args-typo", lambda r, t: ["--plugin-args", '{"nprocs": 2}'], ["'nprocs'"]),
