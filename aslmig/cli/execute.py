@@ -19,6 +19,7 @@ from aslmig.bids.derivatives import (
     init_derivatives,
 )
 from aslmig.bids.layout import AslRun
+from aslmig.cli.cache import forget_damaged_steps
 from aslmig.cli.guards import participant_locks, workers_die_with_aslmig
 from aslmig.config import RunConfig, to_toml
 from aslmig.errors import InputError
@@ -204,6 +205,13 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
     work_dir = Path(config.execution.work_dir or default_work_dir(config.output_dir))
     subjects = sorted({run.subject for run in runs})
     with participant_locks(work_dir, subjects):
+        forgotten = forget_damaged_steps(work_dir, subjects)
+        if forgotten:
+            print(
+                f"aslmig: {len(forgotten)} cached step(s) lost files in the work directory "
+                f"and run again (e.g. {forgotten[0]})",
+                flush=True,
+            )
         init_derivatives(output_dir, Path(config.bids_dir))
         log_path = config_log_path(
             config.output_dir, config.analysis_level, config.participant_labels or ()

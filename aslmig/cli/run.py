@@ -109,11 +109,11 @@ def check_paths(config: RunConfig) -> None:
     if not bids_dir.is_dir():
         raise InputError(config.bids_dir, "BIDS_DIR does not exist or is not a directory")
     allowed = bids_dir / "derivatives"
-    database = config.execution.bids_database_dir
+    output = Path(config.output_dir).resolve()
     for option, folder in (
         ("OUTPUT_DIR", config.output_dir),
         ("--work-dir", config.execution.work_dir),
-        ("--bids-database-dir", database),
+        ("--bids-database-dir", config.execution.bids_database_dir),
     ):
         if folder is None:
             continue
@@ -125,7 +125,6 @@ def check_paths(config: RunConfig) -> None:
                 f"{folder} lies inside the input dataset, which is never written to",
                 f"choose a folder outside it, or under {allowed}",
             )
-        output = Path(config.output_dir).resolve()
         if option == "--work-dir" and (path == output or output in path.parents):
             raise InputError(
                 option,

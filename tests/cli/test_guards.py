@@ -63,3 +63,38 @@ def test_worker_dies_with_its_parent(tmp_path, sent):
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(worker), "the worker outlived its parent"
+
+
+def _write_file(name: str) -> str:
+    from pathlib import Path
+
+    Path(name).write_text("output")
+    return str(Path(name).absolute())
+
+
+def test_cached_step_whose_files_are_gone_runs_again(tmp_path):
+    from nipype.interfaces import utility as niu
+    from nipype.pipeline import engine as pe
+
+    from aslmig.cli.cache import forget_damaged_steps
+
+    subject = pe.Workflow(name="single_subject_01_wf")
+    for name in ("kept", "lost"):
+        node = pe.Node(
+            niu.Function(input_names=["name"], output_names=["out"], function=_write_file),
+            name=name,
+        )
+        node.inputs.name = f"{name}.txt"
+        subject.add_nodes([node])
+    top = pe.Workflow(name="aslmig_wf", base_dir=str(tmp_path))
+    top.add_nodes([subject])
+    top.run(plugin="Linear")
+    folder = tmp_path / "aslmig_wf" / "single_subject_01_wf"
+    (folder / "lost" / "lost.txt").unlink()
+
+    assert forget_damaged_steps(tmp_path, ["01", "02"]) == [
+        "single_subject_01_wf/lost: lost.txt is missing"
+    ]
+    assert not (folder / "lost" / "result_lost.pklz").exists()
+    assert (folder / "kept" / "result_kept.pklz").exists()
+    assert forget_damaged_steps(tmp_path, ["01"]) == []

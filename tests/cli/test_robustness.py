@@ -98,6 +98,19 @@ def test_one_failing_participant_and_reruns(tmp_path, capsys):
     assert _files(output) == rebuilt
     assert _computed(work, "hc01") == stamps
 
+    # ... and so is a work directory that lost files of a finished step (a /tmp cleaner):
+    # that step runs again, the others stay cached
+    quantify = next(work.rglob("single_subject_hc01_wf/*/quantify"))
+    (quantify / "cbf.nii.gz").unlink()
+    shutil.rmtree(output)
+    assert main([*args, *hc01]) == 0
+    assert "1 cached step(s) lost files" in capsys.readouterr().out
+    assert _files(output) == rebuilt
+    after = _computed(work, "hc01")
+    assert {path for path in stamps if after.get(path) != stamps[path]} == {
+        quantify / "result_quantify.pklz"
+    }
+
 
 def _descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
