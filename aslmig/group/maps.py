@@ -19,16 +19,12 @@ import pandas as pd
 
 from aslmig.bids.derivatives import atomic_write, unit_name, write_json
 from aslmig.errors import InputError
-from aslmig.group.voxelwise import (
-    asymmetry_map,
-    mirror_index,
-    patient_zmap,
-    permutation_test,
-    territory_overlay,
-    write_voxelwise,
-)
+from aslmig.group.asymmetry import asymmetry_map, mirror_index
+from aslmig.group.patient_maps import patient_zmap
+from aslmig.group.voxelwise import permutation_test, write_voxelwise
 from aslmig.reports.group import MapFigure
 from aslmig.reports.mosaics import canonical_volume
+from aslmig.reports.overlays import territory_overlay
 from aslmig.reports.svg import colorbar
 
 CONTROL_GROUP = "HC"

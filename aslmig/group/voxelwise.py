@@ -1,8 +1,11 @@
-"""Voxelwise permutation inference, single-patient z maps and hemispheric asymmetry maps.
+"""Voxelwise permutation inference: GLM t, permutations, FWE (max-t, TFCE, cluster mass), writing.
 
 numpy and scipy only. The inputs are template-space maps that are already loaded: ``data`` of
 shape ``(n_maps, n_voxels)`` holds the in-mask voxels of each map in the C order of
-``np.flatnonzero(mask)`` for a 3-D boolean ``mask``.
+``np.flatnonzero(mask)`` for a 3-D boolean ``mask``. TFCE and cluster labelling are in
+:mod:`aslmig.group.tfce`, single-patient z maps in :mod:`aslmig.group.patient_maps`,
+hemispheric asymmetry in :mod:`aslmig.group.asymmetry` (re-exported here for callers) and the
+territory figure in :mod:`aslmig.reports.overlays`.
 
 Inference (see ``docs/group-voxelwise.md`` for the equations)
 ------------------------------------------------------------
@@ -35,10 +38,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import linalg, ndimage
+from scipy import linalg
 
-#: Accepted values of ``tail``.
-TAILS = ("two-sided", "greater", "less")
+from aslmig.group.asymmetry import asymmetry_map, flip_x, mirror_index
+from aslmig.group.patient_maps import patient_zmap
+from aslmig.group.tfce import (
+    TAILS,
+    TFCEParams,
+    bounding_box,
+    cluster_labels,
+    connectivity_structure,
+    max_cluster_mass,
+    max_tfce,
+    signed_parts,
+    tfce_transform,
+)
+
+__all__ = [
+    "CLUSTER_COLUMNS",
+    "OUTPUT_MAPS",
+    "SCHEMES",
+    "TAILS",
+    "TFCEParams",
+    "VoxelwiseResult",
+    "asymmetry_map",
+    "flip_x",
+    "glm_t",
+    "mirror_index",
+    "patient_zmap",
+    "permutation_test",
+    "tfce_transform",
+    "write_voxelwise",
+]
+
 #: Accepted values of ``scheme``.
 SCHEMES = ("auto", "freedman-lane", "manly", "signflip")
 #: Columns of the cluster table.
@@ -61,29 +93,6 @@ TIE_TOLERANCE = 1e-9
 RANK_TOLERANCE = 1e-10
 #: Memory budget (bytes) of one block of permutations in :func:`permutation_test`.
 BLOCK_BYTES = 256 * 2**20
-
-
-@dataclass(frozen=True)
-class TFCEParams:
-    """Parameters of threshold-free cluster enhancement.
-
-    Attributes
-    ----------
-    h : float
-        Height exponent ``H`` (default 2).
-    e : float
-        Extent exponent ``E`` (default 0.5); extent is counted in voxels.
-    dh : float
-        Threshold step: thresholds are ``dh, 2 dh, ...`` up to the image maximum (default 0.1).
-    """
-
-    h: float = 2.0
-    e: float = 0.5
-    dh: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not (self.dh > 0 and self.h >= 0 and self.e >= 0):
-            raise ValueError(f"TFCE needs dh > 0, H >= 0 and E >= 0, got {self}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,199 +272,6 @@ def _oriented(t: np.ndarray, tail: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# TFCE and clusters
-# --------------------------------------------------------------------------------------------
-
-
-def _structure(connectivity: int) -> np.ndarray:
-    if connectivity not in (6, 26):
-        raise ValueError(f"connectivity must be 6 or 26, got {connectivity!r}")
-    return ndimage.generate_binary_structure(3, 1 if connectivity == 6 else 3)
-
-
-def _shrink(above: np.ndarray) -> tuple[slice, slice, slice]:
-    """Return the bounding box of the true voxels (there is at least one)."""
-    plane = above.any(axis=2)
-    ranges = (plane.any(axis=1), plane.any(axis=0), above.any(axis=(0, 1)))
-    box = []
-    for hits in ranges:
-        where = np.flatnonzero(hits)
-        box.append(slice(int(where[0]), int(where[-1]) + 1))
-    return box[0], box[1], box[2]
-
-
-#: Above this many touching positive/negative voxel pairs, a TFCE level labels each sign
-#: separately instead of labelling ``|t| >= h`` once and splitting the mixed clusters.
-MAX_CONTACTS = 64
-
-
-def _split_mixed(
-    labels: np.ndarray, count: int, signed: np.ndarray, mixed: np.ndarray, structure: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """Relabel each cluster in ``mixed`` by sign, in place; new clusters get new numbers."""
-    objects = ndimage.find_objects(labels, max_label=int(mixed.max()))
-    for label in mixed:
-        box = objects[label - 1]
-        region = labels[box] == label
-        part = signed[box]
-        positive, n_positive = ndimage.label(region & (part > 0), structure)
-        negative, n_negative = ndimage.label(region & (part < 0), structure)
-        pieces = np.where(negative > 0, negative + n_positive, positive)
-        mapping = np.concatenate(([0, label], count + np.arange(1, n_positive + n_negative)))
-        labels[box][region] = mapping[pieces[region]]
-        count += n_positive + n_negative - 1
-    return labels, count
-
-
-def _level_labels(
-    signed: np.ndarray,
-    above: np.ndarray,
-    contacts: tuple[np.ndarray, ...],
-    structure: np.ndarray,
-) -> tuple[np.ndarray, int]:
-    """Label the clusters of ``{|t| >= h}`` of each sign.
-
-    ``contacts`` are the (box) coordinates of the positive voxels that touch a negative voxel
-    at this level. Without contacts one ``ndimage.label`` call suffices; with a few, the mixed
-    clusters are split by sign; with many, each sign is labelled separately.
-    """
-    if contacts[0].size > MAX_CONTACTS:
-        positive, n_positive = ndimage.label(above & (signed > 0), structure)
-        negative, n_negative = ndimage.label(above & (signed < 0), structure)
-        positive[negative > 0] = negative[negative > 0] + n_positive
-        return positive, n_positive + n_negative
-    labels, count = ndimage.label(above, structure)
-    if contacts[0].size:
-        labels, count = _split_mixed(labels, count, signed, np.unique(labels[contacts]), structure)
-    return labels, count
-
-
-def _sorted_voxels(selected: np.ndarray, levels: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """Return the coordinates of the selected voxels, and their levels, by increasing level."""
-    coords = np.nonzero(selected)
-    order = np.argsort(levels[coords], kind="stable")
-    coords = tuple(c[order] for c in coords)
-    return coords, levels[coords]
-
-
-def _from(coords: tuple, levels: np.ndarray, height: float, box: tuple) -> tuple:
-    """Return the box coordinates of the voxels whose level is at least ``height``."""
-    first = int(np.searchsorted(levels, height, side="left"))
-    return tuple(c[first:] - b.start for c, b in zip(coords, box, strict=True))
-
-
-def _tfce_core(
-    data: np.ndarray, params: TFCEParams, structure: np.ndarray, peaks_only: bool = False
-) -> np.ndarray | float:
-    """Signed TFCE of ``data`` (positive and negative parts enhanced separately).
-
-    ``sum_k e_k(v)^E h_k^H dh`` over ``h_k = k dh <= |t(v)|``; each level is labelled by
-    :func:`_level_labels` within the bounding box of ``{|t| >= h}``. With ``peaks_only`` only
-    the maximum of ``|TFCE|`` is returned: it is reached at a regional maximum of ``t`` (or
-    minimum, for the negative part), because the peak of a cluster shares every lower level
-    with all of the cluster's voxels and has further levels of its own.
-    """
-    magnitude = np.abs(data)
-    top = float(magnitude.max()) if data.size else 0.0
-    lowest = ndimage.minimum_filter(data, footprint=structure, mode="constant", cval=0.0)
-    touching = np.minimum(data, -lowest)  # level up to which a positive voxel touches a negative
-    contact_coords, contact_levels = _sorted_voxels(touching > 0, touching)
-    if peaks_only:
-        highest = ndimage.maximum_filter(data, footprint=structure, mode="constant", cval=0.0)
-        peaks = ((data > 0) & (data >= highest)) | ((data < 0) & (data <= lowest))
-        peak_coords, peak_levels = _sorted_voxels(peaks, magnitude)
-        accumulated = np.zeros(peak_levels.size)
-    else:
-        out = np.zeros(data.shape)
-    box = tuple(slice(0, size) for size in data.shape)
-    step = 1
-    while step * params.dh <= top:
-        height = step * params.dh
-        above = magnitude[box] >= height
-        inner = _shrink(above)
-        above = above[inner]
-        box = tuple(
-            slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True)
-        )
-        contacts = _from(contact_coords, contact_levels, height, box)
-        labels, count = _level_labels(data[box], above, contacts, structure)
-        sizes = np.bincount(labels.ravel(), minlength=count + 1).astype(float)
-        weight = sizes**params.e * height**params.h * params.dh
-        weight[0] = 0.0
-        if peaks_only:
-            local = _from(peak_coords, peak_levels, height, box)
-            accumulated[accumulated.size - local[0].size :] += weight[labels[local]]
-        else:
-            out[box] += weight[labels]
-        step += 1
-    if peaks_only:
-        return float(accumulated.max()) if accumulated.size else 0.0
-    return out * np.sign(data)
-
-
-def _tail_part(data: np.ndarray, tail: str) -> np.ndarray:
-    if tail == "greater":
-        return np.maximum(data, 0.0)
-    return np.minimum(data, 0.0) if tail == "less" else data
-
-
-def tfce_transform(
-    volume: ArrayLike,
-    params: TFCEParams | None = None,
-    *,
-    connectivity: int = 26,
-    tail: str = "two-sided",
-) -> np.ndarray:
-    """Return the threshold-free cluster enhancement of a 3-D statistic image.
-
-    Parameters
-    ----------
-    volume : array_like, 3-D
-        Statistic image; non-finite voxels count as 0.
-    params : TFCEParams, optional
-        ``H``, ``E`` and ``dh`` (default 2, 0.5, 0.1).
-    connectivity : {26, 6}, optional
-        Voxel neighbourhood of the clusters.
-    tail : {"two-sided", "greater", "less"}, optional
-        ``"greater"``: TFCE of the positive part; ``"less"``: minus the TFCE of the negative
-        part; ``"two-sided"``: the difference of both (signed, the parts do not overlap).
-
-    Returns
-    -------
-    ndarray
-        ``TFCE(v) = sum_{k >= 1, k dh <= t(v)} e(k dh, v)^E (k dh)^H dh``, where ``e(h, v)`` is
-        the number of voxels of the cluster of ``{t >= h}`` containing ``v``.
-    """
-    data = np.nan_to_num(np.asarray(volume, dtype=float), nan=0.0, posinf=0.0, neginf=0.0)
-    if data.ndim != 3:
-        raise ValueError(f"volume must be 3-D, got shape {data.shape}")
-    if tail not in TAILS:
-        raise ValueError(f"tail must be one of {TAILS}, got {tail!r}")
-    params = params or TFCEParams()
-    return _tfce_core(_tail_part(data, tail), params, _structure(connectivity))
-
-
-def _signed_parts(tail: str) -> tuple[int, ...]:
-    return {"two-sided": (1, -1), "greater": (1,), "less": (-1,)}[tail]
-
-
-def _cluster_labels(
-    volume: np.ndarray, threshold: float, sign: int, structure: np.ndarray
-) -> tuple[np.ndarray, int]:
-    return ndimage.label(sign * volume >= threshold, structure)
-
-
-def _max_mass(volume: np.ndarray, threshold: float, tail: str, structure: np.ndarray) -> float:
-    best = 0.0
-    for sign in _signed_parts(tail):
-        labels, count = _cluster_labels(volume, threshold, sign, structure)
-        if count:
-            mass = np.bincount(labels.ravel(), weights=np.abs(volume).ravel())[1:]
-            best = max(best, float(mass.max()))
-    return best
-
-
-# --------------------------------------------------------------------------------------------
 # The permutation test
 # --------------------------------------------------------------------------------------------
 
@@ -475,7 +291,7 @@ class _Grid:
             raise ValueError(f"mask must be a 3-D boolean array, got {array.dtype} {array.shape}")
         if not array.any():
             raise ValueError("mask is empty")
-        box = _shrink(array)
+        box = bounding_box(array)
         return cls(mask=array, box=box, flat=np.flatnonzero(array[box]))
 
     def volume(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
@@ -598,7 +414,7 @@ def _tfce_max(
     t: np.ndarray, grid: _Grid, params: TFCEParams, structure: np.ndarray, tail: str
 ) -> float:
     """Return ``max |TFCE|`` of one null t vector (computed at the regional extrema only)."""
-    return float(_tfce_core(_tail_part(grid.volume(t), tail), params, structure, peaks_only=True))
+    return max_tfce(grid.volume(t), params, structure, tail)
 
 
 @dataclass(frozen=True, eq=False)
@@ -620,7 +436,7 @@ class _Spatial:
             if self.cluster_threshold is not None:
                 volume = self.grid.volume(row)
                 mass_max.append(
-                    _max_mass(volume, self.cluster_threshold, self.tail, self.structure)
+                    max_cluster_mass(volume, self.cluster_threshold, self.tail, self.structure)
                 )
         return tfce_max, mass_max
 
@@ -741,7 +557,7 @@ def permutation_test(
     x, c = _check_design(design, contrast, y.shape[0])
     scheme = _resolve_scheme(scheme, x.shape[1])
     params = tfce_params or TFCEParams()
-    structure = _structure(connectivity)
+    structure = connectivity_structure(connectivity)
     space = np.eye(4) if affine is None else np.asarray(affine, dtype=float)
 
     t_obs = glm_t(y, x, c)
@@ -823,8 +639,8 @@ def _cluster_inference(
     voxel_mm3 = round(abs(float(np.linalg.det(affine[:3, :3]))), 9)
     offset = np.array([s.start for s in grid.box])
     rows, p_volume = [], np.ones(volume.shape)
-    for sign in _signed_parts(tail):
-        labels, count = _cluster_labels(volume, threshold, sign, structure)
+    for sign in signed_parts(tail):
+        labels, count = cluster_labels(volume, threshold, sign, structure)
         for label in range(1, count + 1):
             members = labels == label
             values = volume[members]
@@ -922,290 +738,3 @@ def write_voxelwise(
     )
     written["clusters"] = table_path
     return written
-
-
-# --------------------------------------------------------------------------------------------
-# Single-patient z maps
-# --------------------------------------------------------------------------------------------
-
-
-def _covariates(values: ArrayLike | None, rows: int, name: str) -> np.ndarray:
-    if values is None:
-        return np.zeros((rows, 0))
-    array = np.asarray(values, dtype=float)
-    array = array.reshape(rows, -1) if array.ndim <= 1 else array
-    if array.shape[0] != rows or array.ndim != 2 or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite with {rows} row(s), got shape {array.shape}")
-    return array
-
-
-def patient_zmap(
-    patient: ArrayLike,
-    controls: ArrayLike,
-    control_covariates: ArrayLike | None = None,
-    patient_covariates: ArrayLike | None = None,
-    *,
-    prediction_interval: bool = True,
-) -> np.ndarray:
-    """Return the z map of one patient against a control sample, voxel by voxel.
-
-    Parameters
-    ----------
-    patient : array_like
-        The patient's map (any shape ``S``, e.g. ``(n_voxels,)`` or 3-D).
-    controls : array_like, shape (n_controls, *S)
-        The controls' maps on the same grid.
-    control_covariates : array_like, shape (n_controls,) or (n_controls, q), optional
-        Covariates regressed out in the controls (e.g. age); centred internally.
-    patient_covariates : array_like, shape (q,), optional
-        The patient's covariate values (required with ``control_covariates``).
-    prediction_interval : bool, optional
-        Divide by the standard error of prediction
-        ``s sqrt(1 + 1/n + x0'(Xc'Xc)^-1 x0)`` (default; Crawford & Howell 1998 without
-        covariates), where ``Xc`` are the centred control covariates and ``x0`` the patient's
-        centred covariates; if False divide by the residual SD ``s`` alone.
-
-    Returns
-    -------
-    ndarray, shape S
-        ``(patient - predicted control mean) / SD``, with ``s^2 = RSS / (n - q - 1)``; NaN where
-        the SD is zero or an input is not finite.
-    """
-    x0 = np.asarray(patient, dtype=float)
-    y = np.asarray(controls, dtype=float)
-    if y.shape[1:] != x0.shape:
-        raise ValueError(f"controls {y.shape} must be (n_controls, *{x0.shape})")
-    n = y.shape[0]
-    covariates = _covariates(control_covariates, n, "control_covariates")
-    q = covariates.shape[1]
-    if (patient_covariates is None) != (control_covariates is None):
-        raise ValueError("give covariates for both the controls and the patient, or for neither")
-    target = _covariates(patient_covariates, 1, "patient_covariates")[0] if q else np.zeros(0)
-    if target.size != q:
-        raise ValueError(f"patient_covariates needs {q} value(s), got {target.size}")
-    if n - q - 1 < 1:
-        raise ValueError(f"{n} controls are too few for {q} covariate(s)")
-    centre = covariates.mean(axis=0)
-    centred, x_new = covariates - centre, target - centre
-    design = np.column_stack([np.ones(n), centred])
-    flat = y.reshape(n, -1)
-    beta, *_ = np.linalg.lstsq(design, flat, rcond=None)
-    residual = flat - design @ beta
-    variance = np.einsum("nv,nv->v", residual, residual) / (n - q - 1)
-    factor = 1.0
-    if prediction_interval:
-        leverage = float(x_new @ np.linalg.solve(centred.T @ centred, x_new)) if q else 0.0
-        factor = 1.0 + 1.0 / n + leverage
-    predicted = beta[0] + (x_new @ beta[1:] if q else 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (x0.reshape(-1) - predicted) / np.sqrt(variance * factor)
-    return np.where(np.isfinite(z), z, np.nan).reshape(x0.shape)
-
-
-# --------------------------------------------------------------------------------------------
-# Hemispheric asymmetry
-# --------------------------------------------------------------------------------------------
-
-
-def mirror_index(affine: ArrayLike, size: int, *, midline_tolerance: float = 0.0) -> np.ndarray:
-    """Return, for each index along voxel axis 0, the index of its mirror image across x = 0.
-
-    Parameters
-    ----------
-    affine : array_like, shape (4, 4)
-        Voxel-to-world matrix; voxel axis 0 must map to world x alone (no rotation or shear
-        mixing x with the other axes).
-    size : int
-        Number of voxels along axis 0.
-    midline_tolerance : float, optional
-        Largest accepted distance, in voxels, between the midline ``x = 0`` and the nearest voxel
-        centre or boundary (default 0: the midline must be one, up to 1e-6 voxel).
-
-    Returns
-    -------
-    ndarray of int, shape (size,)
-        Mirror index ``m - i`` (``m`` = twice the midline index), or -1 where the mirror is
-        outside the grid.
-
-    Raises
-    ------
-    ValueError
-        If axis 0 is not aligned with x, or the midline is neither a voxel centre nor a voxel
-        boundary within the tolerance.
-    """
-    matrix = np.asarray(affine, dtype=float)
-    if matrix.shape != (4, 4):
-        raise ValueError(f"affine must be 4 x 4, got {matrix.shape}")
-    scale = matrix[0, 0]
-    off_axis = np.abs([matrix[0, 1], matrix[0, 2], matrix[1, 0], matrix[2, 0]]).max()
-    if abs(scale) < 1e-12 or off_axis > 1e-6 * abs(scale):
-        raise ValueError(
-            "voxel axis 0 must map to world x alone to flip left and right by an index flip; "
-            f"got affine rows {matrix[:3].tolist()}"
-        )
-    twice_midline = -2.0 * matrix[0, 3] / scale
-    low, high = math.floor(twice_midline), math.ceil(twice_midline)
-    near = min((low, high), key=lambda m: (abs(twice_midline - m), abs(m - (size - 1))))
-    error = abs(twice_midline - near) / 2
-    if error > max(midline_tolerance, 1e-6):
-        raise ValueError(
-            f"the midline x = 0 falls at voxel index {twice_midline / 2:g} along axis 0, "
-            f"{error:g} voxel ({error * abs(scale):g} mm) from the nearest voxel centre or "
-            "boundary, so the left-right flip is not a voxel-index flip on this grid; resample "
-            "to a grid symmetric about x = 0, or accept the error with "
-            f"midline_tolerance >= {error:g}"
-        )
-    mirror = near - np.arange(size)
-    return np.where((mirror >= 0) & (mirror < size), mirror, -1)
-
-
-def flip_x(volume: ArrayLike, affine: ArrayLike, *, midline_tolerance: float = 0.0) -> np.ndarray:
-    """Return a 3-D volume mirrored across x = 0 (NaN where the mirror is off the grid).
-
-    Parameters
-    ----------
-    volume : array_like, 3-D
-        Image on the grid of ``affine``.
-    affine : array_like, shape (4, 4)
-        Its voxel-to-world matrix (see :func:`mirror_index`).
-    midline_tolerance : float, optional
-        See :func:`mirror_index`.
-
-    Returns
-    -------
-    ndarray of float
-        ``out[i, j, k] = volume[mirror(i), j, k]``.
-    """
-    data = np.asarray(volume, dtype=float)
-    if data.ndim != 3:
-        raise ValueError(f"volume must be 3-D, got shape {data.shape}")
-    mirror = mirror_index(affine, data.shape[0], midline_tolerance=midline_tolerance)
-    out = data[np.maximum(mirror, 0)]
-    out[mirror < 0] = np.nan
-    return out
-
-
-def asymmetry_map(
-    volume: ArrayLike,
-    affine: ArrayLike,
-    mask: ArrayLike | None = None,
-    *,
-    midline_tolerance: float = 0.0,
-) -> np.ndarray:
-    """Return the hemispheric asymmetry index ``2 (v - v_flipped) / (v + v_flipped)``.
-
-    Parameters
-    ----------
-    volume : array_like, 3-D
-        A map on a left-right symmetric template grid (e.g. CBF in MNI152NLin2009aSym).
-    affine : array_like, shape (4, 4)
-        Its voxel-to-world matrix; the flip is across x = 0 (see :func:`mirror_index`).
-    mask : array_like of bool, optional
-        Voxels to keep (both a voxel and its mirror must be inside); NaN elsewhere.
-    midline_tolerance : float, optional
-        See :func:`mirror_index`.
-
-    Returns
-    -------
-    ndarray of float
-        Positive where a voxel exceeds its mirror; antisymmetric; NaN where
-        ``v + v_flipped <= 0``, outside the mask or off the grid.
-    """
-    data = np.asarray(volume, dtype=float)
-    flipped = flip_x(data, affine, midline_tolerance=midline_tolerance)
-    total = data + flipped
-    with np.errstate(divide="ignore", invalid="ignore"):
-        index = np.where(total > 0, 2.0 * (data - flipped) / total, np.nan)
-    if mask is not None:
-        keep = np.asarray(mask, dtype=bool)
-        if keep.shape != data.shape:
-            raise ValueError(f"mask shape {keep.shape} differs from the volume {data.shape}")
-        keep = keep & flip_x(keep, affine, midline_tolerance=midline_tolerance).astype(bool)
-        index[~keep] = np.nan
-    return index
-
-
-# --------------------------------------------------------------------------------------------
-# Report figure
-# --------------------------------------------------------------------------------------------
-
-#: Outline colour of :func:`territory_overlay`.
-OUTLINE_COLOR = (0, 0, 0)
-
-
-def territory_overlay(
-    zmap: ArrayLike,
-    labels: ArrayLike,
-    *,
-    vmax: float = 4.0,
-    mask: ArrayLike | None = None,
-    n_slices: int = 12,
-    axis: int = 2,
-    slices: Sequence[int] | None = None,
-    ncols: int | None = None,
-    zoom: int | None = None,
-    color: tuple[int, int, int] = OUTLINE_COLOR,
-    annotate: bool = True,
-) -> np.ndarray:
-    """Return a z-map mosaic (diverging colours) with the outlines of labelled regions.
-
-    Parameters
-    ----------
-    zmap : array_like, 3-D
-        The z map, RAS+ voxel order (see :mod:`aslmig.reports.mosaics`).
-    labels : array_like of int, 3-D
-        Integer label image on the same grid (e.g. vascular territories); 0 is background.
-        At most 255 distinct non-zero labels.
-    vmax : float, optional
-        Colour limits ``[-vmax, vmax]`` (default 4).
-    mask : array_like of bool, optional
-        Voxels shown (default: the finite voxels of the z map).
-    n_slices, axis, slices, ncols, zoom, annotate
-        As in :func:`aslmig.reports.mosaics.mosaic`.
-    color : tuple of int, optional
-        Outline colour.
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-        The mosaic; each label's in-plane inner boundary is drawn one pixel wide.
-    """
-    from aslmig.reports.mosaics import mosaic, select_slices
-
-    z = np.asarray(zmap, dtype=float)
-    codes = _label_codes(labels, z.shape)
-    support = np.isfinite(z) if mask is None else np.asarray(mask, dtype=bool)
-    chosen = list(slices) if slices is not None else select_slices(z, n_slices, axis, support)
-    common = {"axis": axis, "slices": chosen, "ncols": ncols, "zoom": zoom}
-    canvas = mosaic(
-        z, vmin=-vmax, vmax=vmax, cmap="diverging", mask=support, annotate=annotate, **common
-    )
-    rendered = mosaic(codes, vmin=0.0, vmax=255.0, cmap="grey", annotate=False, **common)[:, :, 0]
-    canvas[_outline(rendered)] = color
-    return canvas
-
-
-def _label_codes(labels: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
-    """Return labels renumbered 1..K (0 stays background) as floats."""
-    array = np.asarray(labels)
-    if array.shape != shape:
-        raise ValueError(f"labels shape {array.shape} differs from the z map {shape}")
-    values = np.unique(array[array != 0])
-    if values.size > 255:
-        raise ValueError(f"at most 255 labels can be outlined, got {values.size}")
-    codes = np.zeros(shape)
-    codes[array != 0] = np.searchsorted(values, array[array != 0]) + 1
-    return codes
-
-
-def _outline(codes: np.ndarray) -> np.ndarray:
-    """Return labelled pixels with a 4-neighbour of another code."""
-    padded = np.pad(codes, 1, mode="edge")
-    centre = padded[1:-1, 1:-1]
-    differs = (
-        (padded[:-2, 1:-1] != centre)
-        | (padded[2:, 1:-1] != centre)
-        | (padded[1:-1, :-2] != centre)
-        | (padded[1:-1, 2:] != centre)
-    )
-    return differs & (codes > 0)

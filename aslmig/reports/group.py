@@ -46,7 +46,7 @@ class MapFigure:
         Heading (escaped).
     image : ndarray of uint8, shape (H, W, 3)
         The mosaic, e.g. from :func:`aslmig.reports.mosaics.mosaic` or
-        :func:`aslmig.group.voxelwise.territory_overlay`.
+        :func:`aslmig.reports.overlays.territory_overlay`.
     caption : str
         Caption (escaped), e.g. thresholds and orientation.
     colorbar : str, optional

@@ -1,4 +1,4 @@
-"""Tests of aslmig.group.voxelwise: GLM t, permutation p, TFCE, FWE, z maps, asymmetry."""
+"""Tests of the voxelwise group modules: GLM t, permutation p, TFCE, FWE, z maps, asymmetry."""
 
 from __future__ import annotations
 
@@ -12,19 +12,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import ndimage, stats
 
-from aslmig.group.voxelwise import (
-    CLUSTER_COLUMNS,
-    TFCEParams,
-    asymmetry_map,
-    flip_x,
-    glm_t,
-    mirror_index,
-    patient_zmap,
-    permutation_test,
-    territory_overlay,
-    tfce_transform,
-    write_voxelwise,
-)
+from aslmig.group.asymmetry import asymmetry_map, flip_x, mirror_index
+from aslmig.group.patient_maps import patient_zmap
+from aslmig.group.tfce import TFCEParams, tfce_transform
+from aslmig.group.voxelwise import CLUSTER_COLUMNS, glm_t, permutation_test, write_voxelwise
 
 #: The bundled 2 mm MNI152NLin2009aSym grid (midline x = 0 at index 48.25).
 BUNDLED_AFFINE = np.array(
@@ -221,9 +212,9 @@ def naive_tfce(volume, params, structure):
 @pytest.mark.parametrize("max_contacts", [0, 64, 10**9])
 @pytest.mark.parametrize("connectivity", [6, 26])
 def test_tfce_equals_naive_reference_and_peak_maximum(monkeypatch, max_contacts, connectivity):
-    from aslmig.group import voxelwise
+    from aslmig.group import tfce
 
-    monkeypatch.setattr(voxelwise, "MAX_CONTACTS", max_contacts)
+    monkeypatch.setattr(tfce, "MAX_CONTACTS", max_contacts)
     rng = np.random.default_rng(13)
     params = TFCEParams(dh=0.2)
     structure = ndimage.generate_binary_structure(3, 1 if connectivity == 6 else 3)
@@ -232,7 +223,7 @@ def test_tfce_equals_naive_reference_and_peak_maximum(monkeypatch, max_contacts,
         volume *= 3 / volume.std()
         out = tfce_transform(volume, params, connectivity=connectivity)
         np.testing.assert_allclose(out, naive_tfce(volume, params, structure), atol=1e-9)
-        peak = voxelwise._tfce_core(volume, params, structure, peaks_only=True)
+        peak = tfce.max_tfce(volume, params, structure, "two-sided")
         assert peak == pytest.approx(np.abs(out).max(), rel=1e-12)
         greater = tfce_transform(volume, params, connectivity=connectivity, tail="greater")
         np.testing.assert_allclose(greater, np.maximum(out, 0), atol=1e-9)
@@ -441,21 +432,3 @@ def test_asymmetry_refuses_an_off_grid_midline():
     oblique[0, 1] = 0.3
     with pytest.raises(ValueError, match="axis 0"):
         asymmetry_map(np.ones((97, 2, 2)), oblique)
-
-
-def test_territory_overlay_draws_outlines():
-    z = np.zeros((10, 10, 4))
-    z[:5] = 2.0
-    labels = np.zeros((10, 10, 4), dtype=int)
-    labels[1:5, 1:9] = 3
-    labels[5:9, 1:9] = 7
-    image = territory_overlay(z, labels, slices=[1, 2], zoom=2, color=(0, 255, 0), annotate=False)
-    assert image.dtype == np.uint8 and image.ndim == 3
-    green = np.all(image == (0, 255, 0), axis=2)
-    assert green.any()
-    plain = territory_overlay(
-        z, np.zeros_like(labels), slices=[1, 2], zoom=2, color=(0, 255, 0), annotate=False
-    )
-    assert not np.all(plain == (0, 255, 0), axis=2).any()
-    with pytest.raises(ValueError, match="shape"):
-        territory_overlay(z, labels[:5])
