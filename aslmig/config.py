@@ -14,6 +14,7 @@ from typing import Any
 
 import tomli_w
 
+from aslmig.cbf.constants import CONSTANT_RANGES, check_constant
 from aslmig.errors import LARGEST_TEXT_BYTES, InputError, quote, reading, regular_file_size
 
 try:  # Python 3.11+
@@ -179,6 +180,12 @@ _CHOICES = {
 
 def _check_value(path: Path, name: str, declared: str, value: Any) -> None:
     """Check a value against the declared annotation (as a string, e.g. 'float | None')."""
+    section, _, key = name.partition(".")
+    if section == "physics" and key in CONSTANT_RANGES:
+        try:
+            check_constant(key, value if not isinstance(value, bool) else None)
+        except ValueError as error:
+            raise InputError(path, f"{name}: {error}") from None
     if name in _CHOICES and value not in _CHOICES[name]:
         raise InputError(
             path, f"{name} is {quote(value)}", f"use one of {', '.join(_CHOICES[name])}"

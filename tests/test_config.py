@@ -65,8 +65,8 @@ def test_toml_round_trip():
     [
         ("[execution]\nnprocs = 0\n", ["execution.nprocs"]),
         ("[execution]\nnprocs = 'many'\n", ["execution.nprocs"]),
-        ("[physics]\nt1_blood = -1.0\n", ["physics.t1_blood", "> 0"]),
-        ("[physics]\nt1_blood = 0\n", ["physics.t1_blood", "> 0"]),
+        ("[physics]\nt1_blood = -1.0\n", ["physics.t1_blood", "outside 0.2-5"]),
+        ("[physics]\nt1_blood = 0\n", ["physics.t1_blood", "outside 0.2-5"]),
         ("[execution]\nmem_gb = 0\n", ["execution.mem_gb", "> 0"]),
         ("[execution]\nplugin = 'Condor'\n", ["execution.plugin is 'Condor'", "MultiProc"]),
         ("[physics]\nt1_blod = 1.6\n", ["unknown key physics.'t1_blod'", "t1_blood"]),
@@ -166,8 +166,8 @@ CONFIGS = st.builds(
     ),
     physics=st.builds(
         PhysicsConfig,
-        labeling_efficiency=_optional(_within(0, 1)),
-        bs_pulse_efficiency=_optional(_within(0, 1)),
+        labeling_efficiency=_optional(_within(0.01, 1)),
+        bs_pulse_efficiency=_optional(_within(0.01, 1)),
         t1_blood=_optional(_within(0.5, 3)),
         t1_tissue=_optional(_within(0.3, 3)),
         partition_coefficient=_optional(_within(0.5, 1.2)),

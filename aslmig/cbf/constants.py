@@ -86,6 +86,61 @@ CONSTANT_UNITS = MappingProxyType(
 )
 
 
+#: Plausible range (lowest, highest, inclusive) of each constant, whatever its source
+#: (command line, configuration file, sidecar): a value outside is a unit or typing mistake.
+CONSTANT_RANGES = MappingProxyType(
+    {
+        "partition_coefficient": (0.1, 2.0),
+        "t1_blood": (0.2, 5.0),
+        "t1_tissue": (0.2, 5.0),
+        "t1_white_matter": (0.2, 5.0),
+        "labeling_efficiency": (0.01, 1.0),
+        "bs_pulse_efficiency": (0.01, 1.0),
+        "unit_scale": (1.0, 1e6),
+    }
+)
+
+
+def check_constant(name: str, value: object) -> float:
+    """Return a constant's value as a float, or raise ``ValueError`` saying what is wrong.
+
+    One rule for every source of a constant (command line, configuration file, sidecar):
+    it must be a finite number within :data:`CONSTANT_RANGES`. The message guesses the
+    usual mistakes: a percentage for a fraction (85 for 0.85) and milliseconds for seconds
+    (1650 for 1.65).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`CONSTANT_UNITS`.
+    value : object
+        The value given.
+
+    Returns
+    -------
+    float
+        The checked value.
+    """
+    if name not in CONSTANT_RANGES:
+        raise ValueError(f"unknown constant {name!r}; known: {sorted(CONSTANT_RANGES)}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number") from None
+    low, high = CONSTANT_RANGES[name]
+    units = CONSTANT_UNITS[name]
+    if math.isfinite(number) and low <= number <= high:
+        return number
+    hint = ""
+    if units == "1" and 1.0 < number <= 100.0:
+        hint = f": it is a fraction, did you mean {number / 100:g}?"
+    elif units == "s" and 1.0e2 <= number <= 1.0e4:
+        hint = f": it is in seconds, did you mean {number / 1000:g} (milliseconds given)?"
+    shown = "a fraction" if units == "1" else units
+    given = repr(value) if isinstance(value, str) else f"{number:g}"
+    raise ValueError(f"{name}={given} is outside {low:g}-{high:g} ({shown}){hint}")
+
+
 @dataclass(frozen=True)
 class QuantificationConstants:
     """The constants actually used to quantify one ASL run.
@@ -216,13 +271,7 @@ def _check_overrides(overrides: Mapping[str, float]) -> dict[str, float]:
         raise ValueError(
             f"unknown constant override(s) {unknown}; allowed names are {sorted(CONSTANT_UNITS)}"
         )
-    checked = {}
-    for name, value in overrides.items():
-        value = float(value)
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"override {name}={value} must be a positive finite number")
-        checked[name] = value
-    return checked
+    return {name: check_constant(name, value) for name, value in overrides.items()}
 
 
 def _default_efficiency(
@@ -321,12 +370,13 @@ def resolve_constants(
         efficiency = user["labeling_efficiency"]
         sources["labeling_efficiency"] = "override (configuration)"
     elif sidecar_labeling_efficiency is not None:
-        efficiency = float(sidecar_labeling_efficiency)
-        if not 0 < efficiency <= 1:
+        try:
+            efficiency = check_constant("labeling_efficiency", sidecar_labeling_efficiency)
+        except ValueError as error:
             raise ValueError(
-                f"sidecar LabelingEfficiency={efficiency} must be in (0, 1]; fix the sidecar "
-                "or override labeling_efficiency"
-            )
+                f"sidecar LabelingEfficiency: {error}; fix the sidecar or override "
+                "labeling_efficiency"
+            ) from None
         sources["labeling_efficiency"] = "sidecar: LabelingEfficiency"
     else:
         efficiency, sources["labeling_efficiency"] = _default_efficiency(kind, pulses, bs_eff)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aslmig.__about__ import __version__
+from aslmig.cbf.constants import check_constant
 from aslmig.config import PLUGINS
 from aslmig.errors import quote
 
@@ -69,6 +70,19 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is not an integer >= 0")
     return value
+
+
+def physics_constant(name: str):
+    """Return an argparse type that checks a physical constant (same rule as the sidecar)."""
+
+    def parse(text: str) -> float:
+        try:
+            return check_constant(name, text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = name  # argparse names the type in its message
+    return parse
 
 
 def positive_float(text: str) -> float:
@@ -319,27 +333,27 @@ def build_parser(with_help: bool = True) -> argparse.ArgumentParser:
     physics = parser.add_argument_group("physics (defaults: ASL white paper, Alsop 2015)")
     physics.add_argument(
         "--labeling-efficiency",
-        type=positive_float,
+        type=physics_constant("labeling_efficiency"),
         metavar="ALPHA",
         help="labeling efficiency (wins over the sidecar's LabelingEfficiency and "
         "the white-paper default)",
     )
     physics.add_argument(
         "--t1-blood",
-        type=positive_float,
+        type=physics_constant("t1_blood"),
         metavar="S",
         help="longitudinal relaxation time of arterial blood (s)",
     )
     physics.add_argument(
         "--t1-tissue",
-        type=positive_float,
+        type=physics_constant("t1_tissue"),
         metavar="S",
         help="longitudinal relaxation time of tissue (s), for M0 TR correction "
         "and the full kinetic model",
     )
     physics.add_argument(
         "--partition-coefficient",
-        type=positive_float,
+        type=physics_constant("partition_coefficient"),
         metavar="LAMBDA",
         help="blood-brain partition coefficient (mL/g)",
     )

@@ -71,7 +71,7 @@ def test_constants_are_frozen():
         ({"labeling_type": "FAIR"}, "unknown labeling type"),
         ({"field_strength_t": 7.0}, "overrides\\['t1_blood'\\]"),
         ({"overrides": {"t1blood": 1.6}}, "unknown constant override"),
-        ({"overrides": {"t1_blood": -1}}, "positive"),
+        ({"overrides": {"t1_blood": -1}}, "outside 0.2-5"),
         ({"sidecar_labeling_efficiency": 1.4}, "LabelingEfficiency"),
         ({"bs_pulses": -1}, "BackgroundSuppressionNumberPulses"),
     ],
