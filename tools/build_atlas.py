@@ -57,7 +57,8 @@ def description(template_files: dict[str, Path]) -> dict:
         "Name": ATLAS_NAME,
         "Description": "Migraine-relevant ROIs for ASL perfusion MRI: dorsal rostral pons, "
         "hypothalamus, thalamus, occipital and calcarine cortex, pons, grey and white matter, "
-        "and coarse arterial territories; one non-overlapping level per volume.",
+        "and the arterial territories of the JHU atlas (level 2); one non-overlapping level per "
+        "volume.",
         "Space": BUNDLED_SPACE,
         "Resolution": "2 mm isotropic (TemplateFlow res-02 grid)",
         "Levels": list(LEVELS),

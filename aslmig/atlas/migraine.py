@@ -1,17 +1,19 @@
 """The ``MigraineASL`` regions, defined from a template's tissue maps and MNI coordinates.
 
-No openly licensed atlas that can be obtained offline labels the dorsal rostral pons, the
-hypothalamus or the arterial territories, so aslmig defines its default regions itself, in
-the open: each region is a rule over MNI coordinates (mm, voxel centres; x < 0 is left) and
-the template's grey/white matter/CSF probabilities. The rules are data (:data:`REGIONS`), the
-same rules build the atlas on any MNI152 template (the shipped copy is built on the bundled
-ICBM 2009a template by ``tools/build_atlas.py``; on TemplateFlow's MNI152NLin2009cAsym it is
-built from that template's own tissue maps), and ``docs/regions.md`` explains every choice.
+No openly licensed atlas that can be obtained offline labels the dorsal rostral pons or the
+hypothalamus, so aslmig defines these regions itself, in the open: each region is a rule over
+MNI coordinates (mm, voxel centres; x < 0 is left) and the template's grey/white matter/CSF
+probabilities. The rules are data (:data:`REGIONS`), the same rules build the atlas on any
+MNI152 template (the shipped copy is built on the bundled ICBM 2009a template by
+``tools/build_atlas.py``; on TemplateFlow's MNI152NLin2009cAsym it is built from that
+template's own tissue maps), and ``docs/regions.md`` explains every choice.
 
 Regions overlap by nature (the occipital cortex lies in the PCA territory and in the grey
 matter), so the atlas has four *levels*, each a non-overlapping label volume of a 4-D image:
 0 = small structures, 1 = the larger regions that contain some of them (pons, occipital
-cortex), 2 = tissue classes, 3 = arterial territories.
+cortex), 2 = tissue classes, 3 = arterial territories. The territories are the JHU arterial
+territory atlas's level 2 (Liu et al. 2023, CC BY-SA 4.0; :mod:`aslmig.atlas.territories`)
+within the template's brain tissue.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from aslmig.atlas.territories import CITATION as TERRITORY_CITATION
+from aslmig.atlas.territories import territory_at
+
 ATLAS_NAME = "MigraineASL"
 LEVELS = ("structures", "regions", "tissue", "territories")
 MIDLINE_MM = 1.0  # voxels whose centre is closer to x = 0 belong to neither hemisphere
@@ -30,7 +35,8 @@ DEEP_WM_THRESHOLD = 0.9
 TISSUE_THRESHOLD = 0.5  # GM + WM probability for "tissue" (not CSF, not background)
 LICENCE = (
     "CC0-1.0 for the region definitions (aslmig); voxels derived from the ICBM 2009 "
-    "template tissue maps under the McConnell Brain Imaging Centre permission notice"
+    "template tissue maps under the McConnell Brain Imaging Centre permission notice; "
+    "arterial territories CC BY-SA 4.0 (JHU arterial territory atlas, Liu et al. 2023)"
 )
 
 
@@ -96,18 +102,11 @@ class Grid:
         )
         return self.z > height
 
-    def infratentorial(self) -> np.ndarray:
-        """Cerebellum and brainstem: below the tentorium, in the posterior fossa."""
-        brainstem = (np.abs(self.x) <= BRAINSTEM_X_MAX) & (self.y <= -10.0)
-        fossa = (self.y <= POSTERIOR_FOSSA_Y_MAX) | brainstem
-        return ~self.above_tentorium() & fossa & (self.z < 0.0)
 
 
 # Tentorium surface z = Z0 + SLOPE_Y (y - Y0) - SLOPE_X |x| (two planes meeting at the
 # midline, a tent), read off the ICBM 2009 template's sagittal and coronal sections.
 TENTORIUM_Y0, TENTORIUM_Z0, TENTORIUM_SLOPE_Y, TENTORIUM_SLOPE_X = -60.0, -4.0, 0.33, 0.4
-POSTERIOR_FOSSA_Y_MAX = -36.0  # anterior limit of the cerebellum (mm)
-BRAINSTEM_X_MAX = 15.0
 OCCIPITAL_Y_MAX = -70.0  # anterior limit of the occipital lobe proxy (mm)
 PONS_BOX = {"x": 13.0, "y": (-40.0, -12.0), "z": (-44.0, -18.0)}
 DORSAL_PONS_Y_MAX = -28.0  # dorsal (tegmental) part of the pons: y <= -28 mm
@@ -116,8 +115,6 @@ DORSAL_PONS_X_MAX = 9.0
 HYPOTHALAMUS_BOX = {"x": (MIDLINE_MM, 7.0), "y": (-14.0, 0.0), "z": (-14.0, -4.0)}
 THALAMUS = {"centre": (11.0, -18.0, 7.0), "radii": (8.0, 15.0, 9.0)}
 CALCARINE = {"x": 17.0, "z": (-12.0, 20.0)}
-ACA_X_MAX, ACA_Y_MIN = 19.0, -55.0  # medial strip of the frontal and parietal lobes
-PCA_TEMPORAL = {"x": 45.0, "y": (-70.0, -20.0), "z_max": -5.0}
 
 
 TENTORIUM_TEXT = (
@@ -232,36 +229,11 @@ def _white_matter(grid: Grid) -> np.ndarray:
     return grid.brain & (grid.wm >= DEEP_WM_THRESHOLD)
 
 
-def _cerebrum(grid: Grid) -> np.ndarray:
-    return grid.tissue & ~grid.infratentorial()
-
-
-def _pca(grid: Grid) -> np.ndarray:
-    temporal = (
-        (np.abs(grid.x) <= PCA_TEMPORAL["x"])
-        & _between(grid.y, PCA_TEMPORAL["y"])
-        & (grid.z <= PCA_TEMPORAL["z_max"])
-    )
-    thalamus = _thalamus("L")(grid) | _thalamus("R")(grid)
-    return _cerebrum(grid) & ((grid.y <= OCCIPITAL_Y_MAX) | temporal | thalamus)
-
-
-def _aca(grid: Grid) -> np.ndarray:
-    medial = (np.abs(grid.x) <= ACA_X_MAX) & (grid.y >= ACA_Y_MIN) & (grid.z >= 0.0)
-    return _cerebrum(grid) & medial & ~_pca(grid)
-
-
 def _territory(kind: str, side: str) -> Callable[[Grid], np.ndarray]:
+    name = f"territory_{kind}_{side}"
+
     def rule(grid: Grid) -> np.ndarray:
-        if kind == "VB":
-            region = grid.tissue & grid.infratentorial()
-        elif kind == "PCA":
-            region = _pca(grid)
-        elif kind == "ACA":
-            region = _aca(grid)
-        else:
-            region = _cerebrum(grid) & ~_pca(grid) & ~_aca(grid)
-        return region & grid.side(side)
+        return grid.tissue & grid.side(side) & (territory_at(grid.x, grid.y, grid.z) == name)
 
     return rule
 
@@ -282,10 +254,6 @@ SCHULTE_MAY_2016 = (
 HADJIKHANI_2001 = (
     "Hadjikhani N, Sanchez del Rio M, Wu O, et al. Mechanisms of migraine aura revealed by "
     "functional MRI in human visual cortex. PNAS 2001;98:4687-4692. doi:10.1073/pnas.071582498"
-)
-TATU_1998 = (
-    "Tatu L, Moulin T, Bogousslavsky J, Duvernoy H. Arterial territories of the human brain: "
-    "cerebral hemispheres. Neurology 1998;50:1699-1708. doi:10.1212/WNL.50.6.1699"
 )
 ICBM = (
     "Fonov VS, Evans AC, Botteron K, et al. Unbiased average age-appropriate atlases for "
@@ -365,26 +333,19 @@ def _rules() -> list[RegionRule]:
             ICBM,
         ),
     ]
-    territory_text = {
-        "ACA": f"cerebral tissue with |x| <= {ACA_X_MAX:g} mm, y >= {ACA_Y_MIN:g} mm, "
-        "z >= 0 mm (medial frontal and parietal lobes), outside the PCA territory",
-        "MCA": "the remaining cerebral (supratentorial) tissue",
-        "PCA": f"cerebral tissue posterior to y = {OCCIPITAL_Y_MAX:g} mm, the inferior "
-        f"temporal lobe (|x| <= {PCA_TEMPORAL['x']:g}, {_range(PCA_TEMPORAL['y'], 'y')}, "
-        f"z <= {PCA_TEMPORAL['z_max']:g} mm) and the thalamus",
-        "VB": "infratentorial tissue (cerebellum and brainstem): below the tentorium "
-        f"surface {TENTORIUM_TEXT}, z < 0 mm, and y <= {POSTERIOR_FOSSA_Y_MAX:g} mm or "
-        f"(|x| <= {BRAINSTEM_X_MAX:g} mm and y <= -10 mm)",
-    }
+    meaning = {"ACA": "anterior cerebral artery", "MCA": "middle cerebral artery",
+               "PCA": "posterior cerebral artery (with the thalamoperforating and choroidal "
+               "arteries)", "VB": "vertebrobasilar (basilar and cerebellar arteries)"}  # fmt: skip
     for kind in ("ACA", "MCA", "PCA", "VB"):
         for side in ("L", "R"):
             rules.append(RegionRule(
                 f"territory_{kind}_{side}",
                 3,
                 _territory(kind, side),
-                f"coarse plane-bounded approximation of the {kind} territory: "
-                f"{territory_text[kind]}",
-                TATU_1998,
+                f"brain tissue (GM+WM >= {TISSUE_THRESHOLD:g}) in the {meaning[kind]} territory "
+                "of the JHU arterial territory atlas, level 2 (sampled at the voxel's MNI "
+                f"coordinates), on its side of the midline (|x| >= {MIDLINE_MM:g} mm)",
+                TERRITORY_CITATION,
             ))  # fmt: skip
     return rules
 

@@ -208,8 +208,11 @@ GREY_ROIS = (
     "thalamus_L", "thalamus_R", "occipital_cortex_L", "occipital_cortex_R", "calcarine_L",
     "calcarine_R", "pons", "grey_matter",
 )  # fmt: skip
+# The JHU territories put parts of the occipital cortex in the MCA (occipital branch) and VB
+# territories too (29 % and 3 % of occipital_cortex_L voxels on the bundled grid).
 CHANGED_BY_THE_OCCIPITAL_DROP = {
-    "occipital_cortex_L", "calcarine_L", "territory_PCA_L", "grey_matter"
+    "occipital_cortex_L", "calcarine_L", "territory_PCA_L", "territory_MCA_L", "territory_VB_L",
+    "grey_matter",
 }  # fmt: skip
 
 
