@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-#: Test modules (or single tests) whose cases make up the catalogue, with a short name.
-CATALOGUE = {
+#: Test modules (or single tests) whose cases make up the catalogue, by kind of case.
+CATALOGUE: dict[str, str | tuple[str, ...]] = {
     "dataset": "tests/bids/test_broken_datasets.py::test_broken_dataset_is_refused",
     "option/file system": "tests/cli/test_hostile.py",
     "command line": "tests/cli/test_parsing.py",
@@ -36,16 +36,33 @@ CATALOGUE = {
     "regions": "tests/atlas/test_rois.py::test_sphere_errors",
     "slurm scripts": "tests/hpc/test_slurm_scripts.py::test_bad_options_are_refused",
     "processes": "tests/cli/test_guards.py",
+    "group level": tuple(
+        f"tests/group/test_group_cli.py::{test}"
+        for test in (
+            "test_unknown_participant_label_says_no_such_participant",
+            "test_tables_of_two_template_spaces_are_not_pooled",
+            "test_truncated_table_and_infinite_value_are_exclusions",
+        )
+    ),
 }
 #: End-to-end cases (full participant runs): reruns, killed runs, a second launch.
-SLOW_CATALOGUE = {"runs": "tests/cli/test_robustness.py"}
+SLOW_CATALOGUE: dict[str, str | tuple[str, ...]] = {"runs": "tests/cli/test_robustness.py"}
+
+
+def _targets(kinds: dict[str, str | tuple[str, ...]]) -> dict[str, str]:
+    """Each test target with its kind of case."""
+    return {
+        target: kind
+        for kind, targets in kinds.items()
+        for target in ((targets,) if isinstance(targets, str) else targets)
+    }
 
 
 class _Table:
     """Collect one outcome per test (its call phase, or the phase that failed first)."""
 
-    def __init__(self, kinds: dict[str, str]) -> None:
-        self.kinds = {target.split("::")[0]: kind for kind, target in kinds.items()}
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.kinds = {target.split("::")[0]: kind for target, kind in targets.items()}
         self.rows: dict[str, tuple[str, str, str]] = {}
 
     def pytest_runtest_logreport(self, report) -> None:  # noqa: D102 - pytest hook
@@ -85,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow", action="store_true", help="add the end-to-end cases")
     parser.add_argument("-k", metavar="EXPRESSION", help="only cases matching (pytest -k)")
     args = parser.parse_args(argv)
-    kinds = {**CATALOGUE, **(SLOW_CATALOGUE if args.slow else {})}
-    table = _Table(kinds)
+    targets = _targets({**CATALOGUE, **(SLOW_CATALOGUE if args.slow else {})})
+    table = _Table(targets)
     options = ["-q", "--no-header", "-p", "no:cacheprovider", "--tb=short", "-rN"]
     options += ["--capture=fd", "-o", "console_output_style=classic"]
     if args.k:
         options += ["-k", args.k]
     status = pytest.main(
-        [*options, *[str(REPOSITORY / target) for target in kinds.values()]],
+        [*options, *[str(REPOSITORY / target) for target in targets]],
         plugins=[table],
     )
     print()

@@ -50,7 +50,7 @@ POOL = textwrap.dedent(
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_worker_dies_with_its_parent(tmp_path, sent):
     parent = subprocess.Popen(
         [sys.executable, "-c", POOL], stdout=subprocess.PIPE, text=True, cwd=tmp_path

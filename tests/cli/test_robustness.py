@@ -137,7 +137,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
-@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_second_launch_refused_and_no_process_outlives_a_killed_aslmig(tmp_path, capsys, sent):
     bids = _example_without_anatomy(tmp_path)
     output, work = tmp_path / "out", tmp_path / "work"
