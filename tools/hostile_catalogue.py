@@ -36,6 +36,10 @@ CATALOGUE: dict[str, str | tuple[str, ...]] = {
     "regions": "tests/atlas/test_rois.py::test_sphere_errors",
     "slurm scripts": "tests/hpc/test_slurm_scripts.py::test_bad_options_are_refused",
     "processes": "tests/cli/test_guards.py",
+    "physics overrides": tuple(
+        f"tests/cbf/test_constant_validation.py::{test}"
+        for test in ("test_command_line_refuses", "test_configuration_file_refuses")
+    ),
     "group level": tuple(
         f"tests/group/test_group_cli.py::{test}"
         for test in (
@@ -70,6 +74,9 @@ class _Table:
             return
         path, _, name = report.nodeid.partition("::")
         case = name.split("[", 1)[1].rstrip("]") if "[" in name else name
+        kind = self.kinds.get(path, path)
+        if any(row[1:] == (kind, case) for key, row in self.rows.items() if key != report.nodeid):
+            case = name  # the same case tried through another test: name the test too
         if report.passed:
             status, detail = "handled", ""
         elif report.skipped:
@@ -78,9 +85,9 @@ class _Table:
             status = "UNHANDLED"
             lines = [line for line in str(report.longrepr).splitlines() if line.startswith("E ")]
             detail = lines[0][1:].strip() if lines else report.outcome
-        self.rows.setdefault(report.nodeid, (status, self.kinds.get(path, path), case))
+        self.rows.setdefault(report.nodeid, (status, kind, case))
         if status != "handled":  # a failure in teardown overrides a passed call
-            self.rows[report.nodeid] = (status, self.kinds.get(path, path), f"{case}  {detail}")
+            self.rows[report.nodeid] = (status, kind, f"{case}  {detail}")
 
     def print(self) -> int:
         width = max((len(kind) for _, kind, _ in self.rows.values()), default=0)
