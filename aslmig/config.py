@@ -56,10 +56,11 @@ class PhysicsConfig:
     partition_coefficient: float | None = None
     m0_scale: float = 1.0
     m0_smoothing_fwhm_mm: float = 0.0
+    arterial_component: str = "auto"
 
     def overrides(self) -> dict[str, float]:
         """Return the overrides that were set, by name (for the CBF engine)."""
-        skip = {"m0_scale", "m0_smoothing_fwhm_mm"}
+        skip = {"m0_scale", "m0_smoothing_fwhm_mm", "arterial_component"}
         return {
             item.name: getattr(self, item.name)
             for item in dataclasses.fields(self)
@@ -175,6 +176,7 @@ _CHOICES = {
     "execution.plugin": PLUGINS,
     "group.missing": ("report", "error"),
     "group.unlabelled": ("error", "exclude"),
+    "physics.arterial_component": ("auto", "on", "off"),
 }
 
 

@@ -173,6 +173,7 @@ CONFIGS = st.builds(
         partition_coefficient=_optional(_within(0.5, 1.2)),
         m0_scale=_within(1e-3, 1e3),
         m0_smoothing_fwhm_mm=st.floats(min_value=0, max_value=20),
+        arterial_component=st.sampled_from(["auto", "on", "off"]),
     ),
     regions=st.builds(
         RegionsConfig,

@@ -12,9 +12,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 DEFAULT_MIN_COVERAGE = 0.5
 DEFAULT_GM_THRESHOLD = 0.5
+#: ``gm_restricted_mean`` needs this many grey-matter voxels, and this share of the region's
+#: valid voxels: otherwise a few stray voxels (e.g. in the white-matter region) make it.
+MIN_GREY_VOXELS = 10
+MIN_GREY_FRACTION = 0.1
+#: A region smaller than this many ASL voxels (a 2 x 2 x 2 block) on the ASL grid is below
+#: the resolution: its value mixes in its neighbours (partial volume).
+MIN_ROI_ASL_VOXELS = 8
+#: Two-sided level of the asymmetry index's confidence interval.
+CONFIDENCE_LEVEL = 0.95
 COLUMNS = (
     "roi",
     "index",
@@ -23,12 +33,17 @@ COLUMNS = (
     "n_valid",
     "coverage",
     "mean",
+    "mean_se",
     "median",
     "sd",
     "gm_weighted_mean",
+    "n_grey",
     "gm_restricted_mean",
     "relative_to_reference",
     "asymmetry_index",
+    "asymmetry_ci_low",
+    "asymmetry_ci_high",
+    "asymmetry_note",
     "status",
 )
 
@@ -121,7 +136,8 @@ def _roi_row(
         if weights.sum() > 0:
             row["gm_weighted_mean"] = float((weights * data).sum() / weights.sum())
         grey = weights >= gm_threshold
-        if grey.any():
+        row["n_grey"] = int(grey.sum())
+        if grey.sum() >= max(MIN_GREY_VOXELS, MIN_GREY_FRACTION * n_valid):
             row["gm_restricted_mean"] = float(data[grey].mean())
     return row
 
@@ -137,6 +153,7 @@ def regional_statistics(
     gm_threshold: float = DEFAULT_GM_THRESHOLD,
     min_coverage: float = DEFAULT_MIN_COVERAGE,
     coverage: Mapping[str, float] | None = None,
+    uncertainty: RepetitionUncertainty | None = None,
 ) -> pd.DataFrame:
     """Summarise a parameter map within each ROI.
 
@@ -162,6 +179,11 @@ def regional_statistics(
     coverage : mapping of str to float, optional
         Coverage per ROI name measured elsewhere (e.g. in template space, where the whole ROI
         exists, for a native-space table whose grid may cut the ROI); default: measured here.
+    uncertainty : RepetitionUncertainty, optional
+        Standard errors from :func:`repetition_uncertainty` (e.g. measured on the ASL grid):
+        fills ``mean_se``, ``asymmetry_ci_low``/``_high`` (the index ± t·SE) and
+        ``asymmetry_note`` (the interval includes 0; a region of the pair below
+        :data:`MIN_ROI_ASL_VOXELS` ASL voxels).
 
     Returns
     -------
@@ -197,7 +219,124 @@ def regional_statistics(
     regions = table["roi"].str.rsplit("_", n=1).str[0]
     lateral = table["hemisphere"].isin(("L", "R"))
     table["asymmetry_index"] = regions.map(pairs).where(lateral)
+    if uncertainty is not None:
+        _add_uncertainty(table, uncertainty, regions, lateral)
     return table
+
+
+@dataclass(frozen=True)
+class RepetitionUncertainty:
+    """Standard errors of regional values from the repetition-to-repetition variability.
+
+    Attributes
+    ----------
+    n_repetitions : int
+        Repetitions (label/control pairs, or multi-delay repeats) behind the values.
+    mean_se : Mapping[str, float]
+        Per ROI, the jackknife standard error of its mean.
+    asymmetry_se : Mapping[str, float]
+        Per left/right region (name without ``_L``/``_R``), that of its asymmetry index.
+    asl_voxels : Mapping[str, int]
+        Per ROI, its voxels on the ASL grid (to flag regions below the resolution).
+    """
+
+    n_repetitions: int
+    mean_se: Mapping[str, float]
+    asymmetry_se: Mapping[str, float]
+    asl_voxels: Mapping[str, int]
+
+
+def _jackknife_se(replicates: np.ndarray) -> np.ndarray:
+    """Jackknife standard error over the first axis: √((n−1)/n · Σ(θ_i − θ̄)²)."""
+    n = replicates.shape[0]
+    deviation = replicates - np.nanmean(replicates, axis=0)
+    return np.sqrt((n - 1) / n * np.nansum(deviation**2, axis=0))
+
+
+def repetition_uncertainty(
+    replicates: np.ndarray,
+    labels: np.ndarray,
+    rois: Sequence[Roi],
+    valid: np.ndarray | None = None,
+) -> RepetitionUncertainty:
+    """Jackknife standard errors of ROI means and asymmetry indices.
+
+    ``replicates`` holds the map with each repetition left out in turn (single delay: the
+    mean of the per-pair CBF without that pair; multi-delay: the first-order refit without
+    that repeat). Each ROI's mean is computed in every replicate; the spread of those means,
+    and of the asymmetry indices 2(L − R)/(L + R) computed from them, gives the standard
+    errors (Efron & Tibshirani 1993, An Introduction to the Bootstrap, ch. 11). For the mean
+    of the per-pair CBF this is exactly the standard deviation over pairs / √n.
+
+    Parameters
+    ----------
+    replicates : ndarray
+        ``(..., n_repetitions)`` on the grid of ``labels``.
+    labels : ndarray of int
+        3-D or 4-D label image.
+    rois : sequence of Roi
+        The regions.
+    valid : ndarray of bool, optional
+        Voxels with data.
+
+    Returns
+    -------
+    RepetitionUncertainty
+        Standard errors and ASL-grid sizes.
+    """
+    replicates = np.asarray(replicates, float)
+    n_repetitions = replicates.shape[-1]
+    usable = np.isfinite(replicates).all(axis=-1)
+    if valid is not None:
+        usable &= np.asarray(valid, bool)
+    means, sizes = {}, {}
+    for roi in rois:
+        inside = roi_mask(labels, roi)
+        sizes[roi.name] = int(inside.sum())
+        use = inside & usable
+        if use.any():
+            means[roi.name] = replicates[use].mean(axis=0)
+    mean_se = {name: float(_jackknife_se(values[:, None])[0]) for name, values in means.items()}
+    asymmetry_se = {}
+    for roi in rois:
+        region, _, side = roi.name.rpartition("_")
+        right = f"{region}_R"
+        if side == "L" and roi.name in means and right in means:
+            left_values, right_values = means[roi.name], means[right]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                index = 2 * (left_values - right_values) / (left_values + right_values)
+            asymmetry_se[region] = float(_jackknife_se(index[:, None])[0])
+    return RepetitionUncertainty(n_repetitions, mean_se, asymmetry_se, sizes)
+
+
+def _add_uncertainty(
+    table: pd.DataFrame,
+    uncertainty: RepetitionUncertainty,
+    regions: pd.Series,
+    lateral: pd.Series,
+) -> None:
+    """Fill the standard error, the asymmetry index's interval and its note (in place)."""
+    table["mean_se"] = table["roi"].map(uncertainty.mean_se).where(table["status"] == "ok")
+    n = uncertainty.n_repetitions
+    half_width = regions.map(uncertainty.asymmetry_se) * (
+        stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2, n - 1) if n > 1 else np.nan
+    )
+    index = table["asymmetry_index"]
+    table["asymmetry_ci_low"] = (index - half_width).where(lateral)
+    table["asymmetry_ci_high"] = (index + half_width).where(lateral)
+    small = table["roi"].map(uncertainty.asl_voxels) < MIN_ROI_ASL_VOXELS
+    pair_small = small.groupby(regions).transform("any")
+    excludes_zero = (table["asymmetry_ci_low"] > 0) | (table["asymmetry_ci_high"] < 0)
+    notes = []
+    for has_index, clear, tiny in zip(lateral & index.notna(), excludes_zero, pair_small,
+                                      strict=True):  # fmt: skip
+        note = []
+        if has_index and not clear:
+            note.append(f"{CONFIDENCE_LEVEL:.0%} interval includes 0")
+        if has_index and tiny:
+            note.append(f"region below {MIN_ROI_ASL_VOXELS} ASL voxels")
+        notes.append("; ".join(note) or None)
+    table["asymmetry_note"] = notes
 
 
 def asymmetry_indices(table: pd.DataFrame, column: str = "mean") -> pd.DataFrame:

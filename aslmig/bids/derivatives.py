@@ -43,7 +43,7 @@ ENTITY_ORDER = (
     ("description", "desc"),
 )
 _KNOWN_ENTITIES = {name for name, _ in ENTITY_ORDER}
-NON_STANDARD_SUFFIXES = ("cbf", "att")
+NON_STANDARD_SUFFIXES = ("cbf", "att", "abv")
 #: Folder of OUTPUT_DIR with the atlases built for the run's template.
 ATLAS_DIR = "atlases"
 #: Folder of OUTPUT_DIR with the group-level results, one folder per ``--group-label``.

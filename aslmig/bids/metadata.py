@@ -75,6 +75,7 @@ class AslMetadata:
     total_acquired_pairs: int
     image_shape: tuple[int, ...]
     manufacturer: str | None = None
+    vascular_crushing: bool | None = None
 
     @property
     def n_volumes(self) -> int:
@@ -369,6 +370,7 @@ def parse_asl_metadata(
         total_acquired_pairs=pairs,
         image_shape=tuple(image_shape),
         manufacturer=manufacturer if isinstance(manufacturer, str) else None,
+        vascular_crushing=fields.boolean("VascularCrushing", required=False),
     )
 
 

@@ -25,6 +25,7 @@ from aslmig.cbf.kinetic_fit import (
     FitOptions,
     FitStatus,
     fit_kinetic_curves,
+    leave_one_out_cbf,
 )
 from aslmig.cbf.single_delay import _m0_array, _valid_voxels, bolus_duration, effective_delays
 
@@ -125,6 +126,9 @@ class MultiDelayFit:
         Arterial blood volume fraction (arterial component only).
     att_arterial : ndarray or None
         Arterial arrival time, s (arterial component only).
+    cbf_replicates : ndarray or None
+        CBF with each repeat left out in turn (volumes on the last axis; first-order, see
+        :func:`aslmig.cbf.kinetic_fit.leave_one_out_cbf`); None without repeats.
     provenance : dict
         Model, constants, delays, options, summary.
     """
@@ -138,6 +142,7 @@ class MultiDelayFit:
     summary: FitSummary
     abv: np.ndarray | None = None
     att_arterial: np.ndarray | None = None
+    cbf_replicates: np.ndarray | None = None
     provenance: dict = field(default_factory=dict)
 
 
@@ -165,15 +170,46 @@ def average_repeats(
         Per voxel, the variance of one ΔM volume around its delay's mean (pooled over the
         delays, n − 1 per delay); None when no delay is repeated.
     """
-    timing = np.round(np.column_stack([plds, taus]), 9)
-    unique, inverse, counts = np.unique(timing, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.ravel()
+    unique, inverse, counts = _timing_groups(plds, taus)
     mean = np.stack([deltam[..., inverse == k].mean(axis=-1) for k in range(len(unique))], axis=-1)
     dof = deltam.shape[-1] - len(unique)
     variance = None
     if dof > 0:
         variance = ((deltam - mean[..., inverse]) ** 2).sum(axis=-1) / dof
     return mean, unique[:, 0], unique[:, 1], counts, variance
+
+
+def _timing_groups(plds: np.ndarray, taus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (PLD, τ) rows, the row of each volume, and the volumes per row."""
+    timing = np.round(np.column_stack([plds, taus]), 9)
+    unique, inverse, counts = np.unique(timing, axis=0, return_inverse=True, return_counts=True)
+    return unique, inverse.ravel(), counts
+
+
+def repeats_by_delay(ratio: np.ndarray, plds: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """Arrange per-volume values as ``(n_repeats, ..., n_delays)`` (NaN where missing).
+
+    The r-th volume of each distinct delay (in series order) is repeat r.
+
+    Parameters
+    ----------
+    ratio : ndarray
+        Values per volume on the last axis.
+    plds, taus : ndarray
+        Timing of each volume.
+
+    Returns
+    -------
+    ndarray
+        One slice per repeat, delays in :func:`average_repeats` order.
+    """
+    _, inverse, counts = _timing_groups(plds, taus)
+    out = np.full((int(counts.max()), *ratio.shape[:-1], counts.size), np.nan)
+    seen = np.zeros(counts.size, int)
+    for volume, delay in enumerate(inverse):
+        out[seen[delay], ..., delay] = ratio[..., volume]
+        seen[delay] += 1
+    return out
 
 
 def fit_multi_delay(
@@ -268,7 +304,7 @@ def fit_multi_delay(
         )
     m0_vox = m0_map[valid]
     ratio = mean_dm[valid] / m0_vox[:, None]
-    noise = None if variance is None else variance[valid] / m0_vox**2
+    noise = None if variance is None else np.median(variance[valid]) / m0_vox**2
     delays = unique_plds
     if slice_timing is not None:
         per_slice = effective_delays(
@@ -290,6 +326,13 @@ def fit_multi_delay(
     )
     fitted = np.isfinite(result.params[:, 0])
     rmse = np.sqrt(result.sse / counts.sum()) * m0_vox
+    replicates = None
+    if noise is not None:
+        repeats = repeats_by_delay(deltam[valid] / m0_vox[:, None], pld_values, taus)
+        replicates = leave_one_out_cbf(
+            result, repeats, delays, unique_taus, settings, weights=counts,
+            arterial_dispersion_sd=arterial_dispersion_sd, priors=priors, noise_variance=noise,
+        )  # fmt: skip
     summary = FitSummary.from_status(result.status, n_bad_m0)
 
     def to_map(values: np.ndarray, fill: float | bool = fill_value) -> np.ndarray:
@@ -325,6 +368,9 @@ def fit_multi_delay(
         status=to_map(result.status, np.uint8(0)),
         summary=summary,
         abv=to_map(result.params[:, 2]) if arterial else None,
+        cbf_replicates=None
+        if replicates is None
+        else np.stack([to_map(values) for values in replicates], axis=-1),
         att_arterial=to_map(result.params[:, 3]) if arterial else None,
         provenance=provenance,
     )

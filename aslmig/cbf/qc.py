@@ -16,7 +16,9 @@ Tissue maps may be boolean masks or probability maps; probabilities are binarise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 from nibabel.processing import fwhm2sigma
@@ -346,3 +348,220 @@ def compute_qc_metrics(
         # one volume has no displacement to measure: the motion metrics are left out
         metrics.update(motion_summary(framewise_displacement, fd_threshold_mm))
     return metrics
+
+
+def dice(first: np.ndarray, second: np.ndarray) -> float:
+    """Dice overlap of two boolean masks on the same grid (NaN when both are empty).
+
+    Parameters
+    ----------
+    first, second : ndarray
+        Masks.
+
+    Returns
+    -------
+    float
+        2·|A ∩ B| / (|A| + |B|).
+    """
+    first, second = np.asarray(first, bool), np.asarray(second, bool)
+    total = first.sum() + second.sum()
+    return float(2.0 * np.logical_and(first, second).sum() / total) if total else float("nan")
+
+
+@dataclass(frozen=True)
+class QcMetrics:
+    """The QC metrics of one run (the ``desc-qc_cbf.json``); None where not measured.
+
+    Attributes
+    ----------
+    mean_gm_cbf, mean_wm_cbf, gm_wm_cbf_ratio, negative_gm_cbf_percent : float, optional
+        Tissue CBF (see :func:`compute_qc_metrics`).
+    gm_spatial_cov_percent, qei, tissue_threshold : float, optional
+        Spatial CoV, QEI and the tissue binarisation threshold.
+    deltam_tsnr_gm : float, optional
+        ΔM temporal SNR in GM.
+    mean_fd_mm, max_fd_mm, n_fd_above_threshold, fd_threshold_mm : optional
+        Motion summary.
+    registration_dice : float, optional
+        Brain-mask overlap after registration.
+    brain_mask_voxels : int, optional
+        Voxels of the ASL brain mask.
+    fit_voxels, fit_not_converged_percent, fit_at_bound_percent : optional
+        Multi-delay fit: voxels fitted, % not converged, % with a parameter at a bound.
+    fit_att_unresolved_percent : float, optional
+        % of fitted voxels whose ATT is at or below the earliest resolvable delay.
+    fit_non_finite_voxels : int, optional
+        Voxels whose data held NaN or infinity (not fitted).
+    """
+
+    mean_gm_cbf: float | None = None
+    mean_wm_cbf: float | None = None
+    gm_wm_cbf_ratio: float | None = None
+    negative_gm_cbf_percent: float | None = None
+    gm_spatial_cov_percent: float | None = None
+    qei: float | None = None
+    tissue_threshold: float | None = None
+    deltam_tsnr_gm: float | None = None
+    mean_fd_mm: float | None = None
+    max_fd_mm: float | None = None
+    n_fd_above_threshold: int | None = None
+    fd_threshold_mm: float | None = None
+    registration_dice: float | None = None
+    brain_mask_voxels: int | None = None
+    fit_voxels: int | None = None
+    fit_not_converged_percent: float | None = None
+    fit_at_bound_percent: float | None = None
+    fit_att_unresolved_percent: float | None = None
+    fit_non_finite_voxels: int | None = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> QcMetrics:
+        """Build from a QC JSON (unknown keys ignored, missing optional ones None).
+
+        Parameters
+        ----------
+        values : mapping
+            As written by :meth:`to_dict`.
+
+        Returns
+        -------
+        QcMetrics
+            The metrics.
+        """
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the measured metrics as plain JSON values (non-finite as None)."""
+        out = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and not np.isfinite(value):
+                value = None
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def run_quality(
+    cbf: np.ndarray,
+    mask: np.ndarray,
+    gm: np.ndarray,
+    wm: np.ndarray,
+    csf: np.ndarray | None,
+    *,
+    framewise_displacement: Sequence[float] | None = None,
+    registered_mask: np.ndarray | None = None,
+    target_mask: np.ndarray | None = None,
+    fit_summary: Mapping[str, Any] | None = None,
+) -> QcMetrics:
+    """All QC metrics of one run: CBF in tissue, motion, registration and the fit.
+
+    Parameters
+    ----------
+    cbf : ndarray
+        Native-space mean CBF.
+    mask : ndarray of bool
+        ASL brain mask.
+    gm, wm, csf : ndarray
+        Tissue probabilities on the ASL grid (multiplied by the mask).
+    framewise_displacement : sequence of float, optional
+        FD series.
+    registered_mask, target_mask : ndarray, optional
+        The ASL brain mask in the registration target's space and the target's own mask.
+    fit_summary : mapping, optional
+        A multi-delay fit's :meth:`~aslmig.cbf.multi_delay.FitSummary.to_dict`.
+
+    Returns
+    -------
+    QcMetrics
+        The metrics.
+    """
+    mask = np.asarray(mask, bool)
+    tissues = [None if t is None else np.asarray(t, float) * mask for t in (gm, wm, csf)]
+    values = compute_qc_metrics(
+        np.nan_to_num(np.where(mask, cbf, 0.0)), *tissues,
+        framewise_displacement=framewise_displacement,
+    )  # fmt: skip
+    values["brain_mask_voxels"] = int(mask.sum())
+    if registered_mask is not None and target_mask is not None:
+        values["registration_dice"] = dice(registered_mask > 0.5, target_mask > 0.5)
+    if fit_summary:
+        values.update(
+            fit_voxels=fit_summary["n_voxels_fitted"],
+            fit_not_converged_percent=fit_summary["not_converged_percent"],
+            fit_at_bound_percent=fit_summary["at_bound_percent"],
+            fit_att_unresolved_percent=fit_summary["att_unresolved_percent"],
+            fit_non_finite_voxels=fit_summary["n_non_finite_input"],
+        )
+    return QcMetrics.from_dict(values)
+
+
+# Warning thresholds of the participant report (policy, not physics).
+MIN_REGISTRATION_DICE = 0.8
+MAX_NEGATIVE_GM_PERCENT = 10.0
+GM_CBF_RANGE = (20.0, 120.0)
+#: Multi-delay fit: a share of voxels above these is reported.
+MAX_FIT_AT_BOUND_PERCENT = 5.0
+MAX_FIT_NOT_CONVERGED_PERCENT = 1.0
+MAX_ATT_UNRESOLVED_PERCENT = 10.0
+
+
+def _fit_warnings(metrics: QcMetrics) -> list[str]:
+    warnings = []
+    if metrics.fit_non_finite_voxels:
+        warnings.append(
+            f"{metrics.fit_non_finite_voxels} brain voxel(s) had NaN or infinite ΔM/M0 and were "
+            "not fitted (CBF 0 there)."
+        )
+    checks = (
+        (metrics.fit_not_converged_percent, MAX_FIT_NOT_CONVERGED_PERCENT,
+         "of the fitted voxels did not converge within the iteration limit"),
+        (metrics.fit_at_bound_percent, MAX_FIT_AT_BOUND_PERCENT,
+         "of the fitted voxels ended with CBF, ATT or aBV on a bound of the fit"),
+        (metrics.fit_att_unresolved_percent, MAX_ATT_UNRESOLVED_PERCENT,
+         "of the fitted voxels have an ATT at or below the earliest delay, which the data "
+         "cannot place (ATT there is a convention; CBF is still measured)"),
+    )  # fmt: skip
+    for percent, limit, words in checks:
+        if percent is not None and percent > limit:
+            warnings.append(f"{percent:.1f} % {words}.")
+    return warnings
+
+
+def quality_warnings(metrics: QcMetrics) -> list[str]:
+    """Plain-language warnings for QC values outside their usual range.
+
+    Parameters
+    ----------
+    metrics : QcMetrics
+        A run's metrics.
+
+    Returns
+    -------
+    list of str
+        One sentence per problem (empty when nothing stands out).
+    """
+    warnings = []
+    dice_value = metrics.registration_dice
+    if dice_value is not None and dice_value < MIN_REGISTRATION_DICE:
+        warnings.append(
+            f"Brain-mask overlap after registration is low (Dice {dice_value:.2f} < "
+            f"{MIN_REGISTRATION_DICE}): check the registration figure."
+        )
+    if metrics.n_fd_above_threshold:
+        warnings.append(
+            f"{metrics.n_fd_above_threshold} volume(s) moved more than "
+            f"{metrics.fd_threshold_mm} mm (framewise displacement)."
+        )
+    negative = metrics.negative_gm_cbf_percent
+    if negative is not None and negative > MAX_NEGATIVE_GM_PERCENT:
+        warnings.append(f"{negative:.1f} % of grey-matter voxels have negative CBF.")
+    grey = metrics.mean_gm_cbf
+    if grey is not None and not GM_CBF_RANGE[0] <= grey <= GM_CBF_RANGE[1]:
+        warnings.append(
+            f"Mean grey-matter CBF {grey:.1f} mL/100 g/min is outside "
+            f"{GM_CBF_RANGE[0]:g}-{GM_CBF_RANGE[1]:g}: check M0 scaling and labeling."
+        )
+    return warnings + _fit_warnings(metrics)

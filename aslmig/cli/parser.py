@@ -358,6 +358,13 @@ def build_parser(with_help: bool = True) -> argparse.ArgumentParser:
         help="blood-brain partition coefficient (mL/g)",
     )
     physics.add_argument(
+        "--arterial-component",
+        choices=("auto", "on", "off"),
+        help="multi-delay fit: add an arterial (macrovascular) component; auto (default): on "
+        "when the earliest delay after the bolus is shorter than the arterial arrival time "
+        "(1.0 s PCASL, 0.4 s PASL) and VascularCrushing is not true",
+    )
+    physics.add_argument(
         "--m0-scale",
         type=positive_float,
         metavar="F",
@@ -421,6 +428,7 @@ PHYSICS_OPTIONS = (
     "t1_tissue",
     "partition_coefficient",
     "m0_scale",
+    "arterial_component",
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aslmig.bids.layout import AslRun
 from aslmig.bids.metadata import AslMetadata
 from aslmig.bids.sidecars import relative_name
+from aslmig.workflows.constants import QuantificationPlan
 
 
 def _seconds(values: tuple[float, ...]) -> str:
@@ -65,8 +66,23 @@ def delays(metadata: AslMetadata) -> str:
     return text
 
 
+def quantification_lines(plan: QuantificationPlan) -> list[tuple[str, str]]:
+    """Plan lines of the quantification decisions: arterial component, QUIPSS I, warnings."""
+    acquisition = plan.acquisition
+    lines = []
+    if acquisition.is_multi_delay:
+        lines.append(("arterial", plan.arterial.reason))
+    elif acquisition.labeling_type == "PASL" and acquisition.bolus_cutoff_technique == "QUIPSS":
+        lines.append(("equation", "QUIPSS I: bolus term TI - TI1 (Wong et al. 1998)"))
+    lines.extend(("warning", message) for message in plan.warning_messages)
+    return lines
+
+
 def describe_run(
-    run: AslRun, root: Path, constants: Callable[[AslRun], dict[str, Any]] | None = None
+    run: AslRun,
+    root: Path,
+    constants: Callable[[AslRun], dict[str, Any]] | None = None,
+    decisions: Callable[[AslRun], list[tuple[str, str]]] | None = None,
 ) -> list[tuple[str, str]]:
     """List (heading, text) lines that describe one run's inputs and decisions.
 
@@ -79,6 +95,8 @@ def describe_run(
     constants : callable, optional
         Returns the physical constants that will be used for the run (name -> record with
         ``value``, ``unit`` and ``source``).
+    decisions : callable, optional
+        Returns more (heading, text) lines for the run (e.g. :func:`quantification_lines`).
 
     Returns
     -------
@@ -102,6 +120,8 @@ def describe_run(
         ("T1w", _t1w_line(run, root)),
         ("model", model_name(meta)),
     ]
+    if decisions is not None:
+        lines.extend(decisions(run))
     if constants is not None:
         for number, (name, record) in enumerate(constants(run).items()):
             lines.append(("constants" if number == 0 else "", f"{name} = {_constant_line(record)}"))
@@ -147,6 +167,7 @@ def format_plan(
     runs: list[AslRun],
     root: Path,
     constants: Callable[[AslRun], dict[str, Any]] | None = None,
+    decisions: Callable[[AslRun], list[tuple[str, str]]] | None = None,
 ) -> str:
     """Format the dry-run plan of all runs, grouped by participant.
 
@@ -156,7 +177,7 @@ def format_plan(
         Validated runs, sorted by participant.
     root : Path
         Dataset root.
-    constants : callable, optional
+    constants, decisions : callable, optional
         See :func:`describe_run`.
 
     Returns
@@ -170,8 +191,7 @@ def format_plan(
         blocks.append(f"\nsub-{subject}: {len(subject_runs)} run(s)")
         for run in subject_runs:
             blocks.append(f"  {run.name}")
-            blocks.extend(
-                f"    {heading:<12} {text}" for heading, text in describe_run(run, root, constants)
-            )
+            lines = describe_run(run, root, constants, decisions)
+            blocks.extend(f"    {heading:<12} {text}" for heading, text in lines)
     blocks.append("\nNothing was computed or written (--dry-run).")
     return "\n".join(blocks)

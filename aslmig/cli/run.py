@@ -24,10 +24,10 @@ from aslmig.bids.layout import (
     open_layout,
 )
 from aslmig.cli.parser import UsageError, build_parser, explicit_sections, is_bids_app_call
-from aslmig.cli.plan import format_plan
+from aslmig.cli.plan import format_plan, quantification_lines
 from aslmig.config import RunConfig, build_config, read_config_file
 from aslmig.errors import InputError, describe_os_error, quote, reading
-from aslmig.workflows.constants import constants_for, constants_for_run
+from aslmig.workflows.constants import constants_for, constants_for_run, plan_quantification
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -206,12 +206,16 @@ def run(config: RunConfig) -> int:
         return run_group(config)
     runs = collect(config)
     check_regions(config)
+    plans = {run.name: plan_quantification(run, config.physics) for run in runs}
     if config.dry_run:
         root = runs[0].dataset_root
-        print(format_plan(runs, root, constants=_constants_for(config)))
+        print(format_plan(runs, root, constants=_constants_for(config),
+                          decisions=lambda run: quantification_lines(plans[run.name])))
         return EXIT_OK
     for run in runs:  # every constant must resolve before anything is written
         constants_for(run, config.physics)
+        for message in plans[run.name].warning_messages:
+            LOGGER.warning("warning: %s: %s", run.name, message)
     from aslmig.cli.execute import execute
 
     return execute(config, runs)

@@ -1,4 +1,9 @@
-"""Regional statistics of a CBF or ATT map over an atlas, as a TSV plus sidecar fields."""
+"""Regional statistics of a CBF or ATT map over an atlas, files to files.
+
+The logic is :func:`aslmig.atlas.summary.summarise_regions`; this interface reads the maps,
+writes the TSV and its sidecar fields, and measures the repetition uncertainty on the ASL
+grid (where the per-repetition maps are) for both tables.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,18 @@ from pathlib import Path
 
 import nibabel as nb
 import numpy as np
-import pandas as pd
 from nipype.interfaces.base import (
     BaseInterfaceInputSpec,
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
-from aslmig.atlas.extract import (
-    DEFAULT_GM_THRESHOLD,
-    reference_mean,
-    regional_statistics,
-)
+from aslmig.atlas.extract import repetition_uncertainty
 from aslmig.atlas.rois import Atlas, read_label_table
-
-UNITS = {"cbf": "mL/100 g/min", "att": "s"}
-COLUMN_DESCRIPTIONS = {
-    "roi": "region name",
-    "index": "label value in the atlas image (level given by the atlas table)",
-    "hemisphere": "L, R or n/a",
-    "n_voxels": "voxels of the region on this grid",
-    "n_valid": "of those, voxels with data (inside the ASL brain mask and field of view)",
-    "coverage": "n_valid / n_voxels",
-    "mean": "mean over the valid voxels",
-    "median": "median over the valid voxels",
-    "sd": "sample standard deviation over the valid voxels",
-    "gm_weighted_mean": "mean weighted by the participant's grey-matter probability",
-    "gm_restricted_mean": "mean over valid voxels with grey-matter probability >= 0.5",
-    "relative_to_reference": "mean / whole-grey-matter mean (CBF only)",
-    "asymmetry_index": "2 (L - R) / (L + R) of the left/right pair's means",
-    "status": "ok, or n/a with the reason (coverage below the threshold, empty region)",
-}
+from aslmig.atlas.summary import RegionalTable, summarise_regions
 
 
 def _load(path: str, dtype: type = float) -> tuple[np.ndarray, np.ndarray]:
@@ -47,73 +31,9 @@ def _load(path: str, dtype: type = float) -> tuple[np.ndarray, np.ndarray]:
     return np.asanyarray(image.dataobj).astype(dtype), image.affine
 
 
-def summarise_map(
-    values_file: str,
-    labels_file: str,
-    atlas: Atlas,
-    valid_file: str,
-    gm_file: str,
-    parameter: str,
-    min_coverage: float,
-    coverage: dict[str, float] | None = None,
-) -> tuple[pd.DataFrame, dict]:
-    """Compute the regional table of one map and the sidecar fields that describe it.
-
-    Parameters
-    ----------
-    values_file : str
-        The CBF or ATT map.
-    labels_file : str
-        The atlas labels on the same grid (3-D, or 4-D with one level per volume).
-    atlas : Atlas
-        The atlas (its table and provenance).
-    valid_file : str
-        Mask of voxels with data (the ASL brain mask on this grid).
-    gm_file : str
-        The participant's grey-matter probability on this grid.
-    parameter : {"cbf", "att"}
-        What the map holds.
-    min_coverage : float
-        Coverage below which a region is reported as n/a.
-    coverage : dict, optional
-        Coverage per region measured on another grid (see
-        :func:`aslmig.atlas.extract.regional_statistics`).
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        The regional statistics (:data:`aslmig.atlas.extract.COLUMNS`).
-    metadata : dict
-        Sidecar fields.
-    """
-    values, affine = _load(values_file)
-    labels, label_affine = _load(labels_file, np.int32)
-    if not np.allclose(affine, label_affine, atol=1e-3):
-        raise ValueError(f"{labels_file} is not on the grid of {values_file}")
-    valid = _load(valid_file)[0] > 0.5
-    gm = np.clip(_load(gm_file)[0], 0.0, 1.0)
-    reference = reference_mean(values, valid, gm) if parameter == "cbf" else None
-    table = regional_statistics(
-        values,
-        labels,
-        atlas.rois(),
-        valid=valid,
-        gm=gm,
-        reference_value=reference,
-        min_coverage=min_coverage,
-        coverage=coverage,
-    )
-    metadata = {
-        "Atlas": atlas.provenance(),
-        "Units": UNITS[parameter],
-        "MinimumCoverage": min_coverage,
-        "GreyMatterThreshold": DEFAULT_GM_THRESHOLD,
-        "ReferenceMean": reference,
-        "ReferenceDefinition": "mean over valid voxels with the participant's grey-matter "
-        f"probability >= {DEFAULT_GM_THRESHOLD}" if reference is not None else None,
-        "Columns": COLUMN_DESCRIPTIONS,
-    }
-    return table, {key: value for key, value in metadata.items() if value is not None}
+def _same_grid(first: str, second: str) -> None:
+    if not np.allclose(nb.load(first).affine, nb.load(second).affine, atol=1e-3):
+        raise ValueError(f"{second} is not on the grid of {first}")
 
 
 class _RegionalInputSpec(BaseInterfaceInputSpec):
@@ -127,6 +47,7 @@ class _RegionalInputSpec(BaseInterfaceInputSpec):
     labels_native = File(exists=True, mandatory=True, desc="atlas labels on the ASL grid")
     valid_native = File(exists=True, mandatory=True, desc="ASL brain mask")
     gm_native = File(exists=True, mandatory=True, desc="grey-matter probability, ASL grid")
+    replicates_native = File(exists=True, desc="the map with each repetition left out (4-D)")
 
 
 class _RegionalOutputSpec(TraitedSpec):
@@ -160,35 +81,48 @@ class RegionalStatistics(SimpleInterface):
     """Per-ROI statistics of a map in template and ASL space.
 
     The template-space table is computed first; its coverage (where the whole region exists)
-    is the coverage of the ASL-space table too, whose grid may cut a region off.
+    is the coverage of the ASL-space table too, whose grid may cut a region off. The
+    repetition uncertainty is measured on the ASL grid and reported in both tables.
     """
 
     input_spec = _RegionalInputSpec
     output_spec = _RegionalOutputSpec
 
     def _run_interface(self, runtime):
-        atlas = atlas_from_record(self.inputs.atlas)
         inputs = self.inputs
+        atlas = atlas_from_record(inputs.atlas)
         common = (inputs.parameter, inputs.min_coverage)
-        table_std, metadata_std = summarise_map(
-            inputs.values_std, str(atlas.image), atlas, inputs.valid_std, inputs.gm_std, *common
-        )
-        coverage = dict(zip(table_std["roi"], table_std["coverage"], strict=True))
-        table_native, metadata_native = summarise_map(
-            inputs.values_native, inputs.labels_native, atlas, inputs.valid_native,
-            inputs.gm_native, *common, coverage=coverage,
+        labels_native = _load(inputs.labels_native, np.int32)[0]
+        valid_native = _load(inputs.valid_native)[0] > 0.5
+        uncertainty = None
+        if isdefined(inputs.replicates_native):
+            _same_grid(inputs.values_native, inputs.replicates_native)
+            replicates = _load(inputs.replicates_native)[0]
+            uncertainty = repetition_uncertainty(replicates, labels_native, atlas.rois(),
+                                                 valid_native)  # fmt: skip
+        _same_grid(inputs.values_std, str(atlas.image))
+        std = summarise_regions(
+            _load(inputs.values_std)[0], _load(str(atlas.image), np.int32)[0], atlas,
+            _load(inputs.valid_std)[0] > 0.5, _load(inputs.gm_std)[0], *common,
+            uncertainty=uncertainty,
         )  # fmt: skip
-        metadata_native["CoverageSource"] = (
+        coverage = dict(zip(std.table["roi"], std.table["coverage"], strict=True))
+        _same_grid(inputs.values_native, inputs.labels_native)
+        native = summarise_regions(
+            _load(inputs.values_native)[0], labels_native, atlas, valid_native,
+            _load(inputs.gm_native)[0], *common, coverage=coverage, uncertainty=uncertainty,
+        )  # fmt: skip
+        native.metadata["CoverageSource"] = (
             "template space: fraction of the region's template voxels inside the ASL brain mask"
         )
-        for space, table, metadata in (
-            ("std", table_std, metadata_std),
-            ("native", table_native, metadata_native),
-        ):
-            table_file = Path(runtime.cwd) / f"regions_{space}.tsv"
-            table.to_csv(table_file, sep="\t", index=False, na_rep="n/a", lineterminator="\n")
-            metadata_file = Path(runtime.cwd) / f"regions_{space}.json"
-            metadata_file.write_text(json.dumps(metadata, indent=2))
-            self._results[f"table_{space}"] = str(table_file)
-            self._results[f"metadata_{space}"] = str(metadata_file)
+        for space, result in (("std", std), ("native", native)):
+            self._write(Path(runtime.cwd), space, result)
         return runtime
+
+    def _write(self, folder: Path, space: str, result: RegionalTable) -> None:
+        table_file = folder / f"regions_{space}.tsv"
+        result.table.to_csv(table_file, sep="\t", index=False, na_rep="n/a", lineterminator="\n")
+        metadata_file = folder / f"regions_{space}.json"
+        metadata_file.write_text(json.dumps(result.metadata, indent=2))
+        self._results[f"table_{space}"] = str(table_file)
+        self._results[f"metadata_{space}"] = str(metadata_file)

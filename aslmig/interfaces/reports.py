@@ -16,7 +16,7 @@ from nipype.interfaces.base import (
 )
 
 from aslmig.bids.derivatives import participant_report_path
-from aslmig.interfaces.qc import qc_warnings
+from aslmig.cbf.qc import QcMetrics, quality_warnings
 from aslmig.reports.boilerplate import MethodsParameters
 from aslmig.reports.participant import render_participant_report
 from aslmig.reports.run import RunSummary, run_report
@@ -55,7 +55,7 @@ class SummariseRun(SimpleInterface):
             if isdefined(getattr(self.inputs, name))
         }
         qc = json.loads(Path(self.inputs.qc).read_text())
-        given["warnings"] = [*given.get("warnings", ()), *qc_warnings(qc)]
+        given["warnings"] = [*given.get("warnings", ()), *quality_warnings(QcMetrics.from_dict(qc))]
         out_file = Path(runtime.cwd) / "summary.json"
         out_file.write_text(RunSummary(**given).to_json())
         self._results["out_file"] = str(out_file)

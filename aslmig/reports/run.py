@@ -42,9 +42,13 @@ REGION_COLUMNS = (
     "n_voxels",
     "coverage",
     "mean",
+    "mean_se",
     "gm_restricted_mean",
     "relative_to_reference",
     "asymmetry_index",
+    "asymmetry_ci_low",
+    "asymmetry_ci_high",
+    "asymmetry_note",
     "status",
 )
 

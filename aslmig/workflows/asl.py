@@ -11,20 +11,28 @@ from aslmig.atlas.rois import Atlas
 from aslmig.atlas.templates import TemplateFiles
 from aslmig.bids.derivatives import ENTITY_ORDER
 from aslmig.bids.layout import AslRun
+from aslmig.cbf.quantify import QuantifyOptions
 from aslmig.config import RunConfig
 from aslmig.interfaces.asl import PreprocessASL
 from aslmig.interfaces.cbf import QuantifyCBF
 from aslmig.interfaces.qc import ComputeQC, TissueDict
 from aslmig.interfaces.reports import SummariseRun
 from aslmig.workflows.anatomical import ANAT_OUTPUTS
-from aslmig.workflows.outputs import init_asl_outputs_wf
-from aslmig.workflows.parameters import methods_parameters, run_metadata
+from aslmig.workflows.constants import has_repetitions, plan_quantification
+from aslmig.workflows.outputs import derivative_saver, init_asl_outputs_wf
+from aslmig.workflows.parameters import methods_parameters
 from aslmig.workflows.regions import init_regions_wf
 from aslmig.workflows.registration import (
     TISSUES,
     init_asl_registration_wf,
     init_template_chain_wf,
 )
+
+ABV_METADATA = {
+    "Units": "1",
+    "Description": "arterial blood volume fraction of the multi-delay fit's arterial "
+    "(macrovascular) component; 0 where the tissue-only fit was kept",
+}
 
 
 def _node_name(run: AslRun) -> str:
@@ -102,12 +110,18 @@ def init_asl_wf(
     if separate_m0:
         preprocess.inputs.m0_file = str(run.m0_file)
     registration = init_asl_registration_wf(template, has_anat)
+    plan = plan_quantification(run, config.physics)
     quantify = pe.Node(
         QuantifyCBF(
-            metadata=run_metadata(run),
+            acquisition=plan.acquisition,
             overrides=config.physics.overrides(),
-            m0_scale=config.physics.m0_scale,
-            m0_smoothing_fwhm_mm=config.physics.m0_smoothing_fwhm_mm,
+            own_segmentation=has_anat,
+            options=QuantifyOptions(
+                m0_scale=config.physics.m0_scale,
+                m0_smoothing_fwhm_mm=config.physics.m0_smoothing_fwhm_mm,
+                arterial=plan.arterial.enabled,
+            ),
+            warnings=list(plan.warning_messages),
         ),
         name="quantify",
         mem_gb=1.0,
@@ -121,6 +135,7 @@ def init_asl_wf(
             name=run.name,
             anat_name="T1w" if has_anat else f"{template.space} template",
             methods=methods_parameters(run, config, template, has_anat),
+            warnings=list(plan.warning_messages),
         ),
         name="summary",
     )
@@ -134,7 +149,7 @@ def init_asl_wf(
         (registration, to_template, [(f"outputnode.{field}", f"inputnode.{field}")
                                      for field in transforms]),
         (quantify, to_template, [("cbf", "inputnode.cbf")]),
-        (quantify, qc, [("cbf", "cbf")]),
+        (quantify, qc, [("cbf", "cbf"), ("provenance", "provenance")]),
         (preprocess, qc, [("mask", "mask"), ("confounds", "confounds")]),
         (registration, qc, [("outputnode.mask_in_anat", "registered_mask"),
                             ("outputnode.target_mask", "target_mask"),
@@ -167,9 +182,19 @@ def init_asl_wf(
             (to_template, outputs, [("outputnode.att_std", "inputnode.att_std")]),
             (quantify, summary, [("att", "att")]),
         ])  # fmt: skip
+    if plan.arterial.enabled:
+        save_abv = derivative_saver("save_abv", run, config, "abv", metadata=ABV_METADATA)
+        workflow.connect([
+            (quantify, save_abv, [("abv", "in_file"), ("provenance", "metadata_file")]),
+        ])  # fmt: skip
     if atlases:
-        _connect_regions(workflow, init_regions_wf(run, config, template, atlases, multi_delay),
-                         quantify, preprocess, registration, to_template, summary, multi_delay)
+        replicates = has_repetitions(plan.acquisition)
+        regions = init_regions_wf(run, config, template, atlases, multi_delay,
+                                  replicates=replicates)  # fmt: skip
+        _connect_regions(workflow, regions, quantify, preprocess, registration, to_template,
+                         summary, multi_delay)  # fmt: skip
+        if replicates:
+            workflow.connect(quantify, "cbf_replicates", regions, "inputnode.cbf_replicates")
         summary.inputs.region_atlas = str(atlases[0].image)
     return workflow
 

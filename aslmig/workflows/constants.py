@@ -1,15 +1,147 @@
-"""The physical constants the CBF engine uses for a validated run (metadata + overrides)."""
+"""What the CBF engine will do with a validated run: its acquisition, constants and plan.
+
+The BIDS layer validates the metadata (:class:`~aslmig.bids.metadata.AslMetadata`); this
+module turns it into the engine's :class:`~aslmig.cbf.acquisition.Acquisition`, resolves the
+constants, checks the timing against the white paper and decides on the arterial component,
+so that the dry run, the log, the workflow and the report all say the same thing.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from aslmig.bids.layout import AslRun
 from aslmig.bids.sidecars import relative_name
-from aslmig.cbf.constants import QuantificationConstants, resolve_constants
+from aslmig.cbf.acquisition import (
+    Acquisition,
+    AcquisitionWarning,
+    ArterialDecision,
+    acquisition_warnings,
+    arterial_component,
+    quipss_bolus,
+)
+from aslmig.cbf.constants import QuantificationConstants
+from aslmig.cbf.quantify import resolve_acquisition_constants
 from aslmig.config import PhysicsConfig
 from aslmig.errors import InputError
+
+
+def acquisition_of(run: AslRun) -> Acquisition:
+    """Return the engine's view of a run's validated metadata.
+
+    Parameters
+    ----------
+    run : AslRun
+        A validated run.
+
+    Returns
+    -------
+    Acquisition
+        Timing, M0 source and labeling of the series.
+    """
+    meta = run.metadata
+    return Acquisition(
+        labeling_type=meta.labeling_type,
+        volume_types=meta.volume_types,
+        post_labeling_delay=meta.post_labeling_delay,
+        labeling_duration=meta.labeling_duration,
+        bolus_cutoff_delay_time=meta.bolus_cutoff_delay_time,
+        bolus_cutoff_technique=meta.bolus_cutoff_technique,
+        background_suppression_pulses=(
+            meta.background_suppression_pulses if meta.background_suppression else 0
+        ),
+        m0_type=meta.m0_type,
+        m0_estimate=meta.m0_estimate,
+        repetition_time_preparation=meta.repetition_time_preparation,
+        magnetic_field_strength=meta.magnetic_field_strength,
+        slice_timing=meta.slice_timing,
+        slice_axis=meta.slice_axis,
+        labeling_efficiency=meta.labeling_efficiency,
+        vascular_crushing=meta.vascular_crushing,
+        m0_repetition_time_preparation=(
+            run.m0_metadata.repetition_time_preparation if run.m0_metadata else None
+        ),
+    )
+
+
+def has_repetitions(acquisition: Acquisition) -> bool:
+    """Whether quantification writes CBF with each repetition left out (for standard errors).
+
+    Single delay: more than one ΔM volume (pairs or ``deltam``); multi-delay: some delay
+    repeated (the repeats also give the noise variance that weighs the arrival priors).
+    """
+    counts = acquisition.volume_counts
+    n_deltam = counts.get("control", 0) + counts.get("deltam", 0)
+    if n_deltam < 2:
+        return False
+    return not acquisition.is_multi_delay or n_deltam > len(acquisition.signal_plds)
+
+
+@dataclass(frozen=True)
+class QuantificationPlan:
+    """How a run will be quantified.
+
+    Attributes
+    ----------
+    acquisition : Acquisition
+        The series.
+    warnings : tuple of AcquisitionWarning
+        Timing outside the white paper's recommendations.
+    arterial : ArterialDecision
+        Whether the multi-delay fit includes the arterial component.
+    """
+
+    acquisition: Acquisition
+    warnings: tuple[AcquisitionWarning, ...]
+    arterial: ArterialDecision
+
+    @property
+    def warning_messages(self) -> tuple[str, ...]:
+        """The warnings as sentences."""
+        return tuple(warning.message for warning in self.warnings)
+
+
+def plan_quantification(run: AslRun, physics: PhysicsConfig) -> QuantificationPlan:
+    """Check that a run can be quantified and say how; refuse what the engine cannot model.
+
+    Parameters
+    ----------
+    run : AslRun
+        A validated run.
+    physics : PhysicsConfig
+        The physics settings (the arterial component choice).
+
+    Returns
+    -------
+    QuantificationPlan
+        Acquisition, warnings and the arterial decision.
+
+    Raises
+    ------
+    InputError
+        QUIPSS I with several TIs (not modelled) or with TI not after TI1.
+    """
+    acquisition = acquisition_of(run)
+    name = relative_name(run.sidecar_files[-1], run.dataset_root)
+    if acquisition.labeling_type == "PASL" and acquisition.bolus_cutoff_technique == "QUIPSS":
+        if acquisition.is_multi_delay:
+            raise InputError(
+                name,
+                "BolusCutOffTechnique is QUIPSS (QUIPSS I) with several inversion times: the "
+                "kinetic model assumes QUIPSS II/Q2TIPS",
+                "quantify each TI as its own single-delay series",
+            )
+        try:
+            quipss_bolus(acquisition)
+        except ValueError as error:
+            raise InputError(name, str(error)) from None
+    return QuantificationPlan(
+        acquisition=acquisition,
+        warnings=acquisition_warnings(acquisition),
+        arterial=arterial_component(acquisition, physics.arterial_component),
+    )
 
 
 def constants_for(run: AslRun, physics: PhysicsConfig) -> QuantificationConstants:
@@ -27,16 +159,8 @@ def constants_for(run: AslRun, physics: PhysicsConfig) -> QuantificationConstant
     QuantificationConstants
         The values the engine will use, each with its source.
     """
-    meta = run.metadata
-    pulses = meta.background_suppression_pulses if meta.background_suppression else 0
     try:
-        return resolve_constants(
-            meta.labeling_type,
-            meta.magnetic_field_strength,
-            sidecar_labeling_efficiency=meta.labeling_efficiency,
-            bs_pulses=pulses,
-            overrides=physics.overrides(),
-        )
+        return resolve_acquisition_constants(acquisition_of(run), physics.overrides())
     except ValueError as error:
         name = relative_name(run.sidecar_files[-1], run.dataset_root)
         problem = re.sub(r"overrides\['(\w+)'\]", _option_name, str(error))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 from importlib import metadata
-from typing import Any
 
 import nibabel as nb
 import nipype
@@ -15,7 +13,7 @@ from aslmig.atlas.templates import TemplateFiles
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
 from aslmig.reports.boilerplate import MethodsParameters
-from aslmig.workflows.constants import constants_for
+from aslmig.workflows.constants import QuantificationPlan, constants_for, plan_quantification
 
 MOTION_CORRECTION = (
     "rigid-body, each volume type and post-labeling delay realigned to its own mean, the group "
@@ -24,12 +22,35 @@ MOTION_CORRECTION = (
 )
 
 
-def run_metadata(run: AslRun) -> dict[str, Any]:
-    """Return the run's validated metadata as a dictionary, plus the separate M0 scan's TR."""
-    metadata = dataclasses.asdict(run.metadata)
-    if run.m0_metadata is not None:
-        metadata["m0_repetition_time_preparation"] = run.m0_metadata.repetition_time_preparation
-    return metadata
+def model_details(plan: QuantificationPlan, has_anat: bool) -> str:
+    """Describe the quantification choices a run's methods paragraph should state."""
+    acquisition = plan.acquisition
+    if not acquisition.is_multi_delay:
+        if acquisition.labeling_type == "PASL" and acquisition.bolus_cutoff_technique == "QUIPSS":
+            return (
+                "With QUIPSS I bolus cut-off the bolus term was TI - TI1 (Wong et al. 1998, "
+                "Magn Reson Med 39:702) instead of TI1"
+            )
+        return ""
+    tissue_t1 = (
+        "a tissue T1 weighted by the T1w's grey- and white-matter fractions times flow"
+        if has_anat
+        else "the grey-matter T1 in every voxel (no T1w segmentation)"
+    )
+    text = (
+        "Repeats were averaged per delay and weighted by their number; the fit was a bounded "
+        f"Levenberg-Marquardt least-squares in every voxel with {tissue_t1}, with Gaussian "
+        "priors on the arrival times (FSL BASIL's defaults: 1.3 s for PCASL, 0.7 s for PASL, "
+        "SD 1 s) weighted by each voxel's noise variance from its repeats"
+    )
+    if plan.arterial.enabled:
+        text += (
+            ". An arterial (macrovascular) component (Chappell et al. 2010, Magn Reson Med "
+            "63:1357) with its own arrival time and blood volume was fitted and kept where it "
+            "lowered the misfit by more than the Bayesian information criterion requires "
+            f"({plan.arterial.reason})"
+        )
+    return text
 
 
 def _m0_description(run: AslRun) -> str:
@@ -105,6 +126,7 @@ def methods_parameters(
         m0_type=meta.m0_type,
         m0_description=_m0_description(run),
         model="general kinetic model" if meta.is_multi_delay else "white paper single-delay",
+        model_details=model_details(plan_quantification(run, config.physics), has_anat),
         constants=constants_for(run, config.physics).to_dict(),
         motion_correction=MOTION_CORRECTION,
         template_space=template.space,

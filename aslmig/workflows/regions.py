@@ -17,6 +17,7 @@ from aslmig.workflows.outputs import derivative_saver
 
 REGION_INPUTS = [
     "cbf",
+    "cbf_replicates",
     "cbf_std",
     "att",
     "att_std",
@@ -40,6 +41,7 @@ def init_regions_wf(
     atlases: Sequence[Atlas],
     multi_delay: bool,
     name: str = "regions_wf",
+    replicates: bool = False,
 ) -> pe.Workflow:
     """Summarise a run's CBF (and ATT) maps over each atlas, in template and native space.
 
@@ -62,6 +64,9 @@ def init_regions_wf(
         Whether ATT maps exist.
     name : str
         Workflow name.
+    replicates : bool
+        Whether ``inputnode.cbf_replicates`` (CBF with each repetition left out) is
+        connected: the CBF tables then carry standard errors and asymmetry intervals.
 
     Returns
     -------
@@ -125,6 +130,8 @@ def init_regions_wf(
                 (to_template["gm"], stats, [("out_file", "gm_std")]),
                 (native_labels, stats, [("out_file", "labels_native")]),
             ])  # fmt: skip
+            if replicates and parameter == "cbf":
+                workflow.connect(inputnode, "cbf_replicates", stats, "replicates_native")
             for space, key in ((template.space, "std"), ("", "native")):
                 save = derivative_saver(
                     f"save_{label}_{key}",

@@ -112,3 +112,64 @@ def test_region_cut_off_the_grid_reports_its_coverage(maps):
     ).set_index("roi")  # fmt: skip
     assert table.loc["cut_off", "status"] == "n/a: coverage 0.00 < 0.5"
     assert table.loc["occipital_L", "status"] == "ok"
+
+
+def test_gm_restricted_mean_needs_enough_grey_voxels(maps):
+    values, labels, gm, valid = maps
+    few = np.where(labels == 3, 0.0, gm)  # pons: no grey matter ...
+    few[tuple(np.argwhere((labels == 3) & valid)[:5].T)] = 1.0  # ... but 5 stray voxels
+    table = regional_statistics(values, labels, ROIS, valid=valid, gm=few).set_index("roi")
+    assert table.loc["pons", "n_grey"] == 5 and pd.isna(table.loc["pons", "gm_restricted_mean"])
+    assert table.loc["GM", "gm_restricted_mean"] == pytest.approx(
+        values[(labels == 4) & valid & (few >= 0.5)].mean()
+    )
+
+
+def test_repetition_uncertainty_is_the_standard_error_of_the_pairs(maps):
+    """Leave-one-out replicates of a per-pair series: the jackknife SE of each ROI mean
+    equals SD(pair ROI means)/sqrt(n); the asymmetry interval follows from it."""
+    from aslmig.atlas.extract import repetition_uncertainty
+    from aslmig.cbf.quantify import leave_one_out_means
+
+    values, labels, gm, valid = maps
+    rng = np.random.default_rng(3)
+    series = values[..., None] + rng.normal(0, 20, (*values.shape, 12))
+    uncertainty = repetition_uncertainty(leave_one_out_means(series), labels, ROIS, valid)
+    left = series[(labels == 1) & valid].mean(axis=0)
+    right = series[(labels == 2) & valid].mean(axis=0)
+    assert uncertainty.mean_se["occipital_L"] == pytest.approx(left.std(ddof=1) / np.sqrt(12))
+    assert uncertainty.n_repetitions == 12 and "empty" not in uncertainty.mean_se
+    loo_left, loo_right = ((side.sum() - side) / 11 for side in (left, right))
+    index = 2 * (loo_left - loo_right) / (loo_left + loo_right)
+    jackknife = np.sqrt(11 / 12 * ((index - index.mean()) ** 2).sum())
+    assert uncertainty.asymmetry_se["occipital"] == pytest.approx(jackknife)
+    table = regional_statistics(series.mean(axis=-1), labels, ROIS, valid=valid,
+                                uncertainty=uncertainty).set_index("roi")  # fmt: skip
+    row = table.loc["occipital_L"]
+    se = uncertainty.asymmetry_se["occipital"]
+    assert row["asymmetry_ci_high"] - row["asymmetry_ci_low"] == pytest.approx(
+        2 * 2.200985 * se,
+        rel=1e-5,  # t(0.975, 11)
+    )
+    assert row["mean_se"] == uncertainty.mean_se["occipital_L"]
+    assert pd.isna(row["asymmetry_note"])  # 20 % lower on the right: interval excludes 0
+    same = regional_statistics(
+        series.mean(axis=-1),
+        labels,
+        ROIS[:1] + [Roi(1, "occipital_R")],
+        valid=valid,
+        uncertainty=uncertainty,
+    ).set_index("roi")
+    assert same.loc["occipital_L", "asymmetry_note"] == "95% interval includes 0"
+
+
+def test_small_regions_are_flagged(maps):
+    from aslmig.atlas.extract import RepetitionUncertainty
+
+    values, labels, _, valid = maps
+    uncertainty = RepetitionUncertainty(
+        10, {"occipital_L": 0.1, "occipital_R": 0.1}, {"occipital": 0.001},
+        {"occipital_L": 5, "occipital_R": 500},
+    )  # fmt: skip
+    table = regional_statistics(values, labels, ROIS[:2], valid=valid, uncertainty=uncertainty)
+    assert (table["asymmetry_note"] == "region below 8 ASL voxels").all()

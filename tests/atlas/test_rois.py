@@ -22,11 +22,11 @@ from aslmig.atlas.rois import (
     resolve_atlases,
     shipped_migraine_atlas,
 )
+from aslmig.atlas.summary import summarise_regions
 from aslmig.atlas.templates import from_bundle
 from aslmig.cli.demo import example_dataset
 from aslmig.cli.run import main
 from aslmig.errors import InputError
-from aslmig.interfaces.regions import summarise_map
 
 PROJECT = Path(__file__).parents[2]
 EXPECTED_NAMES = [
@@ -137,17 +137,10 @@ def test_user_atlas_numbers_equal_numpy(template, tmp_path):
     values = rng.normal(50, 8, grid.shape)
     gm = rng.random(grid.shape)
     valid = np.ones(grid.shape, bool)
-    paths = {}
-    for name, array in (("values", values), ("gm", gm), ("valid", valid.astype(np.uint8))):
-        paths[name] = tmp_path / f"{name}.nii.gz"
-        nb.Nifti1Image(array, grid.affine).to_filename(paths[name])
-    table, metadata = summarise_map(
-        str(paths["values"]), str(atlas.image), atlas, str(paths["valid"]), str(paths["gm"]),
-        "cbf", 0.5,
-    )  # fmt: skip
     labels = atlas.label_array()[0]
-    stored_values = np.asanyarray(nb.load(paths["values"]).dataobj)
-    stored_gm = np.asanyarray(nb.load(paths["gm"]).dataobj)
+    result = summarise_regions(values, labels, atlas, valid, gm, "cbf", 0.5)
+    table, metadata = result.table, result.metadata
+    stored_values, stored_gm = values, gm
     reference = stored_values[stored_gm >= 0.5].mean()
     for index, name in ((1, "blob_L"), (2, "blob_R")):
         row = table.set_index("roi").loc[name]

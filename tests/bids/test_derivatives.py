@@ -137,7 +137,7 @@ def test_init_derivatives(tmp_path):
     assert description["GeneratedBy"][0]["Version"] == __version__
     assert description["SourceDatasets"][0]["URL"].startswith("file://")
     assert (out / ".bidsignore").read_text().splitlines() == [
-        "*_cbf.*", "*_att.*", "atlases/", "group/"
+        "*_cbf.*", "*_att.*", "*_abv.*", "atlases/", "group/"
     ]
 
 

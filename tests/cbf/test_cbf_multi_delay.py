@@ -184,3 +184,29 @@ def test_tissue_t1_map_weights_grey_and_white_matter():
     np.testing.assert_allclose(t1, [1.3, 0.8, mixed, 1.3, 1.3], rtol=0, atol=1e-12)
     by_fraction = tissue_t1_map(gm, wm, 1.3, 0.8, flow_ratio=1.0)
     np.testing.assert_allclose(by_fraction, [1.3, 0.8, 1.05, 1.3, 1.3], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("arterial", [False, True])
+def test_leave_one_repeat_out_cbf_matches_refits(arterial):
+    """The first-order leave-one-out CBF equals refitting without that repeat (within 1 %
+    of the change), so its jackknife standard error is the refits' one."""
+    c = resolve_constants("PCASL", 3.0)
+    plds = np.array([0.25, 0.5, 0.75, 1.0, 1.25, 1.5])
+    n_repeats = 4
+    rng = np.random.default_rng(5)
+    cbf = rng.uniform(40, 70, (30, 1))
+    extra = {"abv": 0.01, "att_arterial": 0.6} if arterial else {}
+    ratio = kinetic_signal(cbf, 1.1, plds, c, labeling_duration=1.4, **extra)
+    series = np.tile(ratio, n_repeats) + rng.normal(0, 2e-4, (30, 6 * n_repeats))
+    volumes = np.tile(plds, n_repeats)
+    deltam = (series * 1000.0).reshape(30, 1, 1, -1)
+    fit = fit_multi_delay(deltam, 1000.0, volumes, c, labeling_duration=1.4, arterial=arterial)
+    assert fit.cbf_replicates.shape == (30, 1, 1, n_repeats)
+    for left_out in range(n_repeats):
+        keep = np.repeat(np.arange(n_repeats) != left_out, 6)
+        refit = fit_multi_delay(deltam[..., keep], 1000.0, volumes[keep], c,
+                                labeling_duration=1.4, arterial=arterial)  # fmt: skip
+        change = refit.cbf - fit.cbf
+        error = fit.cbf_replicates[..., left_out] - refit.cbf
+        assert np.median(np.abs(error) / np.abs(change)) < 0.02
+        assert np.max(np.abs(error)) < 0.05 * np.max(np.abs(change)) + 1e-3

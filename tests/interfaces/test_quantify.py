@@ -13,7 +13,7 @@ import pytest
 from aslmig.bids.layout import collect_runs, open_layout
 from aslmig.cli.demo import example_dataset
 from aslmig.interfaces.cbf import QuantifyCBF, quantify_run
-from aslmig.workflows.parameters import run_metadata
+from aslmig.workflows.constants import acquisition_of
 
 TOOL = Path(__file__).parents[2] / "tools" / "make_example_dataset.py"
 
@@ -45,7 +45,7 @@ def test_white_paper_cbf_matches_the_truth(maker, runs, tmp_path, name, pose_ind
     run = runs[name]
     result = quantify_run(
         str(run.asl_file),
-        run_metadata(run),
+        acquisition_of(run),
         str(write_mask(run, tmp_path / "mask.nii.gz")),
         tmp_path,
         m0_file=str(run.m0_file),
@@ -67,7 +67,7 @@ def test_interface_writes_provenance(runs, tmp_path):
     run = runs["sub-hc01_ses-1"]
     node = QuantifyCBF(
         asl_file=str(run.asl_file),
-        metadata=run_metadata(run),
+        acquisition=acquisition_of(run),
         mask_file=str(write_mask(run, tmp_path / "mask.nii.gz")),
         m0_file=str(run.m0_file),
     )
