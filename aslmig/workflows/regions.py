@@ -77,6 +77,8 @@ def init_regions_wf(
     ------
     cbf, att
         Native-space maps (``att`` for multi-delay data).
+    cbf_replicates
+        Native CBF with each repetition left out in turn (4-D; when ``replicates``).
     cbf_std, att_std
         Template-space maps.
     mask, gm
