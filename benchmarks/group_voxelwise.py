@@ -16,6 +16,7 @@ Run: python benchmarks/group_voxelwise.py [--permutations 5000] [--probe 60] [--
 
 import argparse
 import os
+import resource
 import time
 
 import nibabel as nib
@@ -42,8 +43,17 @@ def design_matrix(rng):
     return np.column_stack([np.ones(N_MAPS), group, age - age.mean()])
 
 
+def cpu_seconds():
+    """CPU time of this process and its finished worker processes (user + system)."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(data, mask, design, count, use_tfce, n_jobs):
-    start = time.perf_counter()
+    """Return (wall seconds, CPU seconds, result) of one permutation test."""
+    start, cpu = time.perf_counter(), cpu_seconds()
     result = permutation_test(
         data,
         mask,
@@ -54,17 +64,24 @@ def timed(data, mask, design, count, use_tfce, n_jobs):
         use_tfce=use_tfce,
         n_jobs=n_jobs,
     )
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, cpu_seconds() - cpu, result
 
 
 def probe(data, mask, design, count, use_tfce, n_jobs, label):
-    """Return (fixed seconds, seconds per permutation) from runs with 1 and ``count``."""
-    fixed, _ = timed(data, mask, design, 1, use_tfce, n_jobs)
-    total, result = timed(data, mask, design, count, use_tfce, n_jobs)
+    """Return (fixed seconds, seconds per permutation) from runs with 1 and ``count``.
+
+    Also prints the CPU time per permutation (all processes), which does not depend on how
+    loaded the machine is.
+    """
+    fixed, fixed_cpu, _ = timed(data, mask, design, 1, use_tfce, n_jobs)
+    total, total_cpu, result = timed(data, mask, design, count, use_tfce, n_jobs)
     per = (total - fixed) / (count - 1)
+    per_cpu = (total_cpu - fixed_cpu) / (count - 1)
     print(
         f"MEASURED {label}: 1 permutation {fixed:.1f} s (fit, observed map, setup); "
-        f"{count} permutations {total:.1f} s -> {per * 1e3:.0f} ms per further permutation"
+        f"{count} permutations {total:.1f} s -> {per * 1e3:.0f} ms wall, "
+        f"{per_cpu * 1e3:.0f} ms CPU per further permutation; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     return fixed, per, result
 
@@ -105,10 +122,11 @@ def main():
     if predicted > args.budget:
         print(f"full run skipped: predicted {predicted:.1f} min > budget {args.budget} min")
         return
-    total, _ = timed(data, mask, design, args.permutations, True, args.jobs)
+    total, total_cpu, _ = timed(data, mask, design, args.permutations, True, args.jobs)
     print(
         f"MEASURED full run, {args.permutations} permutations, GLM + TFCE, "
-        f"n_jobs={args.jobs}: {total / 60:.1f} min"
+        f"n_jobs={args.jobs}: {total / 60:.1f} min wall, {total_cpu / 60:.1f} min CPU; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
 
 

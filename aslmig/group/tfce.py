@@ -1,6 +1,7 @@
 """Threshold-free cluster enhancement (TFCE) and cluster labelling of 3-D statistic images.
 
-numpy and scipy only; used by the permutation engine of :mod:`aslmig.group.voxelwise`.
+numpy, scipy and numba (the TFCE kernel); used by the permutation engine of
+:mod:`aslmig.group.voxelwise`.
 TFCE follows Smith & Nichols (2009): ``H = 2``, ``E = 0.5``, step ``dh``, extent in voxels;
 clusters are 26-connected (faces, edges and corners; default) or 6-connected (faces). For
 two-sided images the positive and the negative part are enhanced separately (signed result).
@@ -8,6 +9,8 @@ two-sided images the positive and the negative part are enhanced separately (sig
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,64 +62,126 @@ def bounding_box(above: np.ndarray) -> tuple[slice, slice, slice]:
     return box[0], box[1], box[2]
 
 
-#: Above this many touching positive/negative voxel pairs, a TFCE level labels each sign
-#: separately instead of labelling ``|t| >= h`` once and splitting the mixed clusters.
-MAX_CONTACTS = 64
+@functools.cache
+def _kernel() -> Callable[..., np.ndarray]:
+    """Compile (once per process) and return the union-find TFCE kernel.
 
-
-def _split_mixed(
-    labels: np.ndarray, count: int, signed: np.ndarray, mixed: np.ndarray, structure: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """Relabel each cluster in ``mixed`` by sign, in place; new clusters get new numbers."""
-    objects = ndimage.find_objects(labels, max_label=int(mixed.max()))
-    for label in mixed:
-        box = objects[label - 1]
-        region = labels[box] == label
-        part = signed[box]
-        positive, n_positive = ndimage.label(region & (part > 0), structure)
-        negative, n_negative = ndimage.label(region & (part < 0), structure)
-        pieces = np.where(negative > 0, negative + n_positive, positive)
-        mapping = np.concatenate(([0, label], count + np.arange(1, n_positive + n_negative)))
-        labels[box][region] = mapping[pieces[region]]
-        count += n_positive + n_negative - 1
-    return labels, count
-
-
-def _level_labels(
-    signed: np.ndarray,
-    above: np.ndarray,
-    contacts: tuple[np.ndarray, ...],
-    structure: np.ndarray,
-) -> tuple[np.ndarray, int]:
-    """Label the clusters of ``{|t| >= h}`` of each sign.
-
-    ``contacts`` are the (box) coordinates of the positive voxels that touch a negative voxel
-    at this level. Without contacts one ``ndimage.label`` call suffices; with a few, the mixed
-    clusters are split by sign; with many, each sign is labelled separately.
+    numba is imported here, not at module import, so that the command line starts without it;
+    compiling takes about 1 s.
     """
-    if contacts[0].size > MAX_CONTACTS:
-        positive, n_positive = ndimage.label(above & (signed > 0), structure)
-        negative, n_negative = ndimage.label(above & (signed < 0), structure)
-        positive[negative > 0] = negative[negative > 0] + n_positive
-        return positive, n_positive + n_negative
-    labels, count = ndimage.label(above, structure)
-    if contacts[0].size:
-        labels, count = _split_mixed(labels, count, signed, np.unique(labels[contacts]), structure)
-    return labels, count
+    import numba
+
+    @numba.njit(nogil=True, cache=False)
+    def find(parent: np.ndarray, offset: np.ndarray, voxel: int) -> int:
+        # Root of ``voxel``, halving the path; offsets stay relative to the (new) parent, and
+        # a root's offset is 0.
+        while parent[voxel] != voxel:
+            up = parent[voxel]
+            offset[voxel] += offset[up]
+            parent[voxel] = parent[up]
+            voxel = parent[up]
+        return voxel
+
+    @numba.njit(nogil=True, cache=False)
+    def decreasing_levels(magnitude: np.ndarray, heights: np.ndarray) -> tuple:
+        # Level of each voxel (number of heights <= |t|) and the voxels of level >= 1 sorted
+        # by decreasing level (counting sort).
+        levels = np.zeros(magnitude.size, np.int32)
+        counts = np.zeros(heights.size + 2, np.int64)
+        for voxel in range(magnitude.size):
+            value = magnitude[voxel]
+            level = min(int(value / heights[0]), heights.size) if heights.size else 0
+            while level < heights.size and heights[level] <= value:
+                level += 1
+            while level > 0 and heights[level - 1] > value:
+                level -= 1
+            levels[voxel] = level
+            counts[heights.size - level + 1] += 1
+        for i in range(1, counts.size):
+            counts[i] += counts[i - 1]
+        order = np.empty(counts[heights.size], np.int64)  # level 0 is not kept
+        for voxel in range(magnitude.size):
+            level = levels[voxel]
+            if level:
+                order[counts[heights.size - level]] = voxel
+                counts[heights.size - level] += 1
+        return levels, order
+
+    @numba.njit(nogil=True, cache=False)
+    def flush(
+        root: int,
+        level: int,
+        size: np.ndarray,
+        since: np.ndarray,
+        total: np.ndarray,
+        cumulative: np.ndarray,
+        extent: float,
+    ) -> None:
+        # Add the enhancement of levels level + 1 .. since[root], over which the cluster kept
+        # its size, to its total.
+        if since[root] > level:
+            total[root] += size[root] ** extent * (cumulative[since[root]] - cumulative[level])
+            since[root] = level
+
+    @numba.njit(nogil=True, cache=False)
+    def enhance(
+        magnitude: np.ndarray,
+        signs: np.ndarray,
+        neighbours: np.ndarray,
+        heights: np.ndarray,
+        weights: np.ndarray,
+        extent: float,
+    ) -> tuple:
+        levels, order = decreasing_levels(magnitude, heights)
+        cumulative = np.zeros(weights.size + 1)  # cumulative[k] = sum of weights of levels <= k
+        for level in range(1, weights.size + 1):
+            cumulative[level] = cumulative[level - 1] + weights[level - 1]
+        n_voxels = levels.size
+        parent = np.full(n_voxels, -1, np.int32)
+        size = np.zeros(n_voxels, np.int32)
+        since = np.zeros(n_voxels, np.int32)  # per root: levels above this one are in total
+        total = np.zeros(n_voxels)  # per root: enhancement of the levels above ``since``
+        offset = np.zeros(n_voxels)  # per non-root: its value minus its parent's
+        for voxel in order:
+            level = levels[voxel]
+            parent[voxel] = voxel
+            size[voxel] = 1
+            since[voxel] = level
+            root = voxel
+            for step in neighbours:
+                other = voxel + step
+                if parent[other] < 0 or signs[other] != signs[voxel]:
+                    continue
+                joined = find(parent, offset, other)
+                if joined == root:
+                    continue
+                flush(joined, level, size, since, total, cumulative, extent)
+                small, large = (root, joined) if size[root] <= size[joined] else (joined, root)
+                parent[small] = large  # the smaller cluster joins the larger
+                offset[small] = total[small] - total[large]
+                size[large] += size[small]
+                root = large
+        values = np.empty(order.size)
+        for voxel in order:
+            if parent[voxel] == voxel:
+                flush(voxel, 0, size, since, total, cumulative, extent)
+        for i in range(order.size):
+            value = 0.0
+            node = order[i]
+            while parent[node] != node:
+                value += offset[node]
+                node = parent[node]
+            values[i] = value + total[node]
+        return order, values
+
+    return enhance
 
 
-def _sorted_voxels(selected: np.ndarray, levels: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """Return the coordinates of the selected voxels, and their levels, by increasing level."""
-    coords = np.nonzero(selected)
-    order = np.argsort(levels[coords], kind="stable")
-    coords = tuple(c[order] for c in coords)
-    return coords, levels[coords]
-
-
-def _from(coords: tuple, levels: np.ndarray, height: float, box: tuple) -> tuple:
-    """Return the box coordinates of the voxels whose level is at least ``height``."""
-    first = int(np.searchsorted(levels, height, side="left"))
-    return tuple(c[first:] - b.start for c, b in zip(coords, box, strict=True))
+def _neighbour_steps(structure: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Return the flat index steps to the neighbours of a voxel in a C-ordered array."""
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    steps = (np.argwhere(structure) - 1) @ strides
+    return steps[steps != 0].astype(np.int64)
 
 
 def _tfce_core(
@@ -124,48 +189,37 @@ def _tfce_core(
 ) -> np.ndarray | float:
     """Signed TFCE of ``data`` (positive and negative parts enhanced separately).
 
-    ``sum_k e_k(v)^E h_k^H dh`` over ``h_k = k dh <= |t(v)|``; each level is labelled by
-    :func:`_level_labels` within the bounding box of ``{|t| >= h}``. With ``peaks_only`` only
-    the maximum of ``|TFCE|`` is returned: it is reached at a regional maximum of ``t`` (or
-    minimum, for the negative part), because the peak of a cluster shares every lower level
-    with all of the cluster's voxels and has further levels of its own.
+    ``sum_k e_k(v)^E h_k^H dh`` over ``h_k = k dh <= |t(v)|``, computed in one pass by a
+    union-find over the voxels in decreasing order of ``|t|`` (the threshold-decomposition
+    idea of component trees): lowering the threshold from the top level to ``dh`` adds the
+    voxels of each level and merges them with their same-sign neighbours already present;
+    after each level every cluster adds ``size^E h^H dh`` to its root, and a cluster that joins
+    another keeps the difference of the two sums as its offset, so each voxel's TFCE is its
+    root's sum plus the offsets on its path. This replaces one ``ndimage.label`` of the whole
+    bounding box per level (measured on a 237,000-voxel null map: 650 -> 70 ms CPU on a loaded
+    2-core machine; ``docs/group-voxelwise.md``, Cost) and gives the same values up to
+    rounding (the test suite compares it with a level-by-level labelling). With
+    ``peaks_only`` only ``max |TFCE|`` is returned.
     """
     magnitude = np.abs(data)
     top = float(magnitude.max()) if data.size else 0.0
-    lowest = ndimage.minimum_filter(data, footprint=structure, mode="constant", cval=0.0)
-    touching = np.minimum(data, -lowest)  # level up to which a positive voxel touches a negative
-    contact_coords, contact_levels = _sorted_voxels(touching > 0, touching)
+    count = int(top // params.dh) + 2
+    heights = np.arange(1, count + 1) * params.dh  # the same products as step * dh
+    heights = heights[heights <= top]
+    padded = np.pad(magnitude, 1)
+    order, values = _kernel()(
+        padded.ravel(),
+        np.sign(np.pad(data, 1)).astype(np.int8).ravel(),
+        _neighbour_steps(structure, padded.shape),
+        heights,
+        heights**params.h * params.dh,
+        float(params.e),
+    )
     if peaks_only:
-        highest = ndimage.maximum_filter(data, footprint=structure, mode="constant", cval=0.0)
-        peaks = ((data > 0) & (data >= highest)) | ((data < 0) & (data <= lowest))
-        peak_coords, peak_levels = _sorted_voxels(peaks, magnitude)
-        accumulated = np.zeros(peak_levels.size)
-    else:
-        out = np.zeros(data.shape)
-    box = tuple(slice(0, size) for size in data.shape)
-    step = 1
-    while step * params.dh <= top:
-        height = step * params.dh
-        above = magnitude[box] >= height
-        inner = bounding_box(above)
-        above = above[inner]
-        box = tuple(
-            slice(b.start + i.start, b.start + i.stop) for b, i in zip(box, inner, strict=True)
-        )
-        contacts = _from(contact_coords, contact_levels, height, box)
-        labels, count = _level_labels(data[box], above, contacts, structure)
-        sizes = np.bincount(labels.ravel(), minlength=count + 1).astype(float)
-        weight = sizes**params.e * height**params.h * params.dh
-        weight[0] = 0.0
-        if peaks_only:
-            local = _from(peak_coords, peak_levels, height, box)
-            accumulated[accumulated.size - local[0].size :] += weight[labels[local]]
-        else:
-            out[box] += weight[labels]
-        step += 1
-    if peaks_only:
-        return float(accumulated.max()) if accumulated.size else 0.0
-    return out * np.sign(data)
+        return float(values.max()) if values.size else 0.0
+    out = np.zeros(padded.size)
+    out[order] = values
+    return out.reshape(padded.shape)[1:-1, 1:-1, 1:-1] * np.sign(data)
 
 
 def tail_part(data: np.ndarray, tail: str) -> np.ndarray:
