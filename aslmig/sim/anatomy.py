@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import nibabel as nb
 import numpy as np
@@ -254,8 +253,3 @@ def resample_labels(
         mode="constant",
         cval=0,
     )
-
-
-def image_path_label(path: Path | str) -> str:
-    """Return a short label of an image path for messages."""
-    return Path(path).name

@@ -112,23 +112,3 @@ class AtlasRegions:
                 tissue = self.anatomy.gm if name == "grey_matter" else self.anatomy.wm
                 self._cache[name] = tissue > 0
         return self._cache[name]
-
-
-def region_mask(atlas: Any, name: str, anatomy: TemplateAnatomy) -> np.ndarray:
-    """Boolean mask of region ``name`` of ``atlas`` on the template grid of ``anatomy``.
-
-    Parameters
-    ----------
-    atlas : object
-        Atlas with ``rois()`` and ``label_array()``.
-    name : str
-        Region name.
-    anatomy : TemplateAnatomy
-        Template grid.
-
-    Returns
-    -------
-    ndarray of bool
-        The mask.
-    """
-    return AtlasRegions(atlas, anatomy)(name)
