@@ -21,6 +21,7 @@ from aslmig.bids.derivatives import atomic_write, unit_name, write_json
 from aslmig.errors import InputError
 from aslmig.group.asymmetry import asymmetry_map, mirror_index
 from aslmig.group.patient_maps import patient_zmap
+from aslmig.group.territories import calibrated_settings, crossing_table, find_clusters
 from aslmig.group.voxelwise import permutation_test, write_voxelwise
 from aslmig.reports.group import MapFigure
 from aslmig.reports.mosaics import canonical_volume
@@ -238,9 +239,15 @@ def run_voxelwise(
 
 
 def run_patient_maps(
-    maps: UnitMaps, destination: Path, sources: list[str]
+    maps: UnitMaps, destination: Path, sources: list[str],
+    territories: tuple[np.ndarray, dict[int, str]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Write a z map (against the interictal controls) and an asymmetry map per patient unit."""
+    """Write a z map (against the interictal controls) and an asymmetry map per patient unit.
+
+    With ``territories`` (labels on the maps' grid and their names) and at least three
+    controls, each z map's clusters and their territory crossing
+    (:mod:`aslmig.group.territories`) go into its sidecar and ``territories.tsv``.
+    """
     units = maps.units
     controls = units[(units["group"] == CONTROL_GROUP) & (units["phase"] == BASELINE_PHASE)]
     if len(controls) < 2:
@@ -250,6 +257,12 @@ def run_patient_maps(
     use_age = len(controls) >= 4 and len(ages) > 0 and ages.notna().all() and ages.std() > 0
     tolerance = _midline_tolerance(maps.affine, maps.data.shape[1])
     mask = analysis_mask(maps.data)
+    crossing = None
+    if territories is not None and len(controls) >= 3:
+        settings, _ = calibrated_settings(maps.data[controls.index], mask, territories[0],
+                                          maps.affine)  # fmt: skip
+        df = len(controls) - 1 - int(use_age)
+        crossing = (settings, df, {})
     zmaps = {}
     for index, unit in units[units["group"].isin(PATIENT_GROUPS)].iterrows():
         if use_age:
@@ -277,9 +290,19 @@ def run_patient_maps(
             path = destination / "patients" / f"{name}_space-{maps.space}_{kind}_statmap.nii.gz"
             image = nb.Nifti1Image(volume.astype(np.float32), maps.affine)
             atomic_write(path, lambda temporary, image=image: nb.save(image, temporary))
+            extra = {}
+            if crossing is not None and kind == "stat-z":
+                settings, df, found = crossing
+                found[name] = find_clusters(z, *territories, maps.affine, df, settings)
+                extra = found[name].sidecar(settings, settings.height(df))
             write_json(path.with_name(path.name.replace(".nii.gz", ".json")),
-                       {"Description": description, **metadata})  # fmt: skip
+                       {"Description": description, **metadata, **extra})  # fmt: skip
         zmaps[name] = z
+    if crossing is not None:
+        table = crossing_table(crossing[2])
+        atomic_write(destination / "territories.tsv", lambda temporary: table.to_csv(
+            temporary, sep="\t", index=False, lineterminator="\n", float_format="%.6g",
+            na_rep="n/a"))  # fmt: skip
     return zmaps
 
 

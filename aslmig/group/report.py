@@ -38,6 +38,13 @@ def territory_labels(maps: UnitMaps, output_dir: Path) -> np.ndarray | None:
     return None
 
 
+def territory_names() -> dict[int, str]:
+    """Return the MigraineASL territory labels' names (the same in every space)."""
+    table = shipped_migraine_atlas().table
+    rows = table[table["level"] == TERRITORY_LEVEL]
+    return dict(zip(rows["index"].astype(int), rows["name"].astype(str), strict=True))
+
+
 def methods_text(statistics: pd.DataFrame, settings: MapSettings, voxelwise: pd.DataFrame) -> str:
     """Describe the models, corrections and maps actually computed."""
     models = statistics[["model", "test", "formula"]].drop_duplicates()
@@ -104,9 +111,10 @@ def write_maps_and_report(
         summary, t_maps = run_voxelwise(maps, destination, settings, sources)
         summary.to_csv(destination / "voxelwise.tsv", sep="\t", index=False,
                        lineterminator="\n", float_format="%.6g")  # fmt: skip
-        zmaps = run_patient_maps(maps, destination, sources)
+        territories = territory_labels(maps, output_dir)
+        named = None if territories is None else (territories, territory_names())
+        zmaps = run_patient_maps(maps, destination, sources, named)
         if t_maps or zmaps:
-            territories = territory_labels(maps, output_dir)
             figure_list = figures(t_maps, zmaps, maps.affine, territories)
     report = destination / GROUP_REPORT_NAME
     write_group_report(

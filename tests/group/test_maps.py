@@ -138,3 +138,25 @@ def test_patient_z_maps_and_asymmetry(cohort, tmp_path):
 def test_small_designs_are_enumerated():
     assert enumerable(4, False, 1000) and enumerable(9, True, 1000)
     assert not enumerable(10, True, 1000) and not enumerable(7, False, 1000)
+
+
+def test_patient_clusters_and_territory_crossing_are_written(cohort, tmp_path):
+    """Every patient session is listed; with three controls (t df 2: |z| > 6.96 at p 0.01) the
+    -20 % ictal drop (z about -2.5) forms no cluster, so crossing is n/a, not "no"."""
+    import json
+
+    output, values, _ = cohort
+    maps = load_unit_maps(output, values)
+    labels = np.zeros(SHAPE, int)
+    labels[:4, :3], labels[:4, 3:], labels[4:] = 1, 2, 3
+    names = {1: "territory_A_L", 2: "territory_B_L", 3: "territory_A_R"}
+    run_patient_maps(maps, tmp_path / "g", ["s"], (labels, names))
+    table = pd.read_csv(tmp_path / "g" / "territories.tsv", sep="\t")
+    assert set(table["session_map"]) == {f"sub-mwa0{n}_ses-{s}" for n in (1, 2, 3) for s in (1, 2)}
+    sidecar = json.loads((tmp_path / "g" / "patients" /
+                          "sub-mwa01_ses-2_space-MNI152NLin2009aSym_stat-z_statmap.json"
+                          ).read_text())["TerritoryCrossing"]  # fmt: skip
+    assert sidecar["HeightP"] == 0.01 and sidecar["MinVolumeMl"] >= 1.0
+    assert sidecar["HeightThresholdAbsZ"] == pytest.approx(6.9646, abs=1e-4)
+    assert sidecar["Crosses"] is None and sidecar["Clusters"] == []
+    assert (table["crosses_territories"] == "n/a").all()
