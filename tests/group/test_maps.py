@@ -151,7 +151,7 @@ def test_patient_clusters_and_territory_crossing_are_written(cohort, tmp_path):
     labels[:4, :3], labels[:4, 3:], labels[4:] = 1, 2, 3
     names = {1: "territory_A_L", 2: "territory_B_L", 3: "territory_A_R"}
     run_patient_maps(maps, tmp_path / "g", ["s"], (labels, names))
-    table = pd.read_csv(tmp_path / "g" / "territories.tsv", sep="\t")
+    table = pd.read_csv(tmp_path / "g" / "territories.tsv", sep="\t", keep_default_na=False)
     assert set(table["session_map"]) == {f"sub-mwa0{n}_ses-{s}" for n in (1, 2, 3) for s in (1, 2)}
     sidecar = json.loads((tmp_path / "g" / "patients" /
                           "sub-mwa01_ses-2_space-MNI152NLin2009aSym_stat-z_statmap.json"
