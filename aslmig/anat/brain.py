@@ -28,10 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nibabel as nb
 import numpy as np
+from nibabel.affines import voxel_sizes
 from scipy import ndimage
 
-from aslmig.anat._images import ants_module, from_array, read_image, same_grid, write_image
+from aslmig.anat._images import (
+    ants_module,
+    from_array,
+    load_nifti,
+    read_image,
+    same_grid,
+    write_image,
+)
 from aslmig.anat.bias import n4_bias_correct
 from aslmig.anat.registration import SYN_ITERATIONS, Registration, apply_transforms, register
 
@@ -60,12 +69,16 @@ class BrainExtraction:
         T1w (moving) -> template (fixed): ``forward_transforms`` bring T1w-space images
         to the template; ``inverse_transforms`` (with ``inverse_invert_flags``) bring
         template-space images (priors, atlases) to the T1w.
+    full_mask : Path or None
+        The brain mask made again on the grid of ``full_grid`` (e.g. the original 1 mm T1w
+        when the steps run on a coarser working grid), None when not asked for.
     """
 
     mask: Path
     brain: Path
     bias_corrected: Path
     template_transforms: Registration
+    full_mask: Path | None = None
 
 
 def extract_brain(
@@ -76,8 +89,13 @@ def extract_brain(
     *,
     bias_correct: bool = True,
     syn_iterations: tuple[int, ...] = SYN_ITERATIONS,
+    skull_stripped: bool = False,
+    full_grid: str | Path | None = None,
 ) -> BrainExtraction:
     """Extract the brain of a T1w image by registering a template to it.
+
+    With ``skull_stripped``, the T1w is already a brain: its mask is its non-zero voxels
+    (largest component, holes filled), and it is registered to the template's brain only.
 
     Parameters
     ----------
@@ -94,6 +112,12 @@ def extract_brain(
         Run N4 on the whole head first; pass False if ``t1w`` is already corrected.
     syn_iterations : tuple of int
         SyN iterations per level (see :mod:`aslmig.anat.registration`).
+    skull_stripped : bool
+        The T1w has no skull (``--skull-strip-t1w skip``, or detected by
+        :func:`looks_skull_stripped`).
+    full_grid : str or Path, optional
+        A finer image of the same head (the original T1w): the mask is also made on its grid,
+        from the template mask warped there directly (not an upsampled coarse mask).
 
     Returns
     -------
@@ -106,29 +130,69 @@ def extract_brain(
     head = Path(t1w)
     if bias_correct:
         head = n4_bias_correct(t1w, out_dir / "t1w_n4.nii.gz")
-    registration_mask, stripped = _registration_mask(template_t1w, template_mask, out_dir)
+    if skull_stripped:
+        own_mask = _binary_mask(head, out_dir / "stripped_mask.nii.gz", nonzero=True)
+        template_brain = _template_brain(template_t1w, template_mask, out_dir)
+        registration_mask, stripped = unit_mask, True
+    else:
+        own_mask, template_brain = None, Path(template_t1w)
+        registration_mask, stripped = _registration_mask(template_t1w, template_mask, out_dir)
     transforms = register(
         head,
-        template_t1w,
+        template_brain,
         out_dir / "t1w_to_template_",
         "syn",
+        moving_mask=own_mask,
         fixed_mask=registration_mask,
         syn_iterations=syn_iterations,
         mask_all_stages=stripped,
     )
+    if own_mask is not None:
+        mask = write_image(read_image(own_mask, "mask"), out_dir / "brain_mask.nii.gz")
+    else:
+        mask = _warped_mask(unit_mask, head, transforms, out_dir, "")
+    full_mask = None
+    if full_grid is not None:
+        full_mask = (
+            _binary_mask(full_grid, out_dir / "brain_mask_full.nii.gz", nonzero=True)
+            if skull_stripped
+            else _warped_mask(unit_mask, full_grid, transforms, out_dir, "_full")
+        )
+    brain = _masked_brain(head, mask, out_dir)
+    return BrainExtraction(
+        mask=mask,
+        brain=brain,
+        bias_corrected=head,
+        template_transforms=transforms,
+        full_mask=full_mask,
+    )
+
+
+def _warped_mask(
+    unit_mask: Path, reference: str | Path, transforms: Registration, out_dir: Path, tag: str
+) -> Path:
+    """Warp the template brain mask onto a grid of the T1w and make it binary."""
     probability = apply_transforms(
         unit_mask,
-        head,
+        reference,
         transforms.inverse_transforms,
-        out_dir / "template_mask_prob.nii.gz",
+        out_dir / f"template_mask_prob{tag}.nii.gz",
         interpolation="linear",
         invert_flags=transforms.inverse_invert_flags,
     )
-    mask = _binary_mask(probability, out_dir / "brain_mask.nii.gz")
-    brain = _masked_brain(t1w, mask, out_dir)
-    return BrainExtraction(
-        mask=mask, brain=brain, bias_corrected=head, template_transforms=transforms
-    )
+    return _binary_mask(probability, out_dir / f"brain_mask{tag}.nii.gz")
+
+
+def _template_brain(template_t1w: str | Path, template_mask: str | Path, out_dir: Path) -> Path:
+    """Write the template times its brain mask (for a skull-stripped input)."""
+    template = read_image(template_t1w, "template T1w").clone("float")
+    mask = read_image(template_mask, "template brain mask")
+    if not same_grid(template, mask):
+        mask = ants_module().resample_image_to_target(
+            mask.clone("float"), template, interp_type="nearestNeighbor"
+        )
+    brain = np.where(mask.numpy() > 0, template.numpy(), 0.0).astype(np.float32)
+    return write_image(from_array(brain, like=template), out_dir / "template_brain.nii.gz")
 
 
 def _unit_mask(template_mask: str | Path, out_file: Path) -> Path:
@@ -185,10 +249,11 @@ def _ellipsoid(radius: np.ndarray) -> np.ndarray:
     return distance <= 1.0
 
 
-def _binary_mask(probability: Path, out_file: Path) -> Path:
-    """Threshold, keep the largest connected component, fill holes."""
-    image = read_image(probability, "warped template mask")
-    mask = image.numpy() >= MASK_THRESHOLD
+def _binary_mask(image_file: str | Path, out_file: Path, *, nonzero: bool = False) -> Path:
+    """Keep voxels at least ``MASK_THRESHOLD`` (or non-zero): largest component, holes filled."""
+    image = read_image(image_file, "image to mask")
+    data = image.numpy()
+    mask = data != 0 if nonzero else data >= MASK_THRESHOLD
     labels, count = ndimage.label(mask)
     if count > 1:
         sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
@@ -204,3 +269,47 @@ def _masked_brain(t1w: str | Path, mask: Path, out_dir: Path) -> Path:
     inside = read_image(mask, "brain mask").numpy() > 0
     brain = np.where(inside, image.numpy(), 0.0).astype(np.float32)
     return write_image(from_array(brain, like=image), out_dir / "brain.nii.gz", "float")
+
+
+#: A T1w whose non-zero voxels (largest component, holes filled) fill less than this volume
+#: (mL) is taken as already skull-stripped: a brain is 1.0-1.9 L, a head with its skull,
+#: even cut at the skull base, more than 3 L.
+SKULL_STRIPPED_MAX_ML = 2500.0
+#: ... and at least this fraction of its voxels must be exactly zero (a stripped background).
+SKULL_STRIPPED_MIN_ZERO_FRACTION = 0.3
+
+
+def looks_skull_stripped(t1w: str | Path) -> bool:
+    """Whether a T1w image is already skull-stripped (``--skull-strip-t1w auto``).
+
+    True when at least ``SKULL_STRIPPED_MIN_ZERO_FRACTION`` of the voxels are exactly zero and
+    the rest (largest connected component, holes filled) is smaller than
+    ``SKULL_STRIPPED_MAX_ML``. Whole-head images have a noisy, or zeroed but much larger,
+    foreground.
+
+    Parameters
+    ----------
+    t1w : str or Path
+        The T1w image.
+
+    Returns
+    -------
+    bool
+        True for a skull-stripped image.
+    """
+    image = load_nifti(t1w, "T1w image")
+    data = np.asanyarray(image.dataobj).reshape(image.shape[:3])
+    nonzero = data != 0
+    if 1.0 - nonzero.mean() < SKULL_STRIPPED_MIN_ZERO_FRACTION:
+        return False
+    labels, count = ndimage.label(nonzero)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        nonzero = labels == int(np.argmax(sizes))
+    volume_ml = float(ndimage.binary_fill_holes(nonzero).sum()) * _voxel_ml(image)
+    return volume_ml < SKULL_STRIPPED_MAX_ML
+
+
+def _voxel_ml(image: nb.Nifti1Image) -> float:
+    return float(np.prod(voxel_sizes(image.affine))) / 1000.0
