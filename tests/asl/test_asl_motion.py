@@ -35,9 +35,8 @@ from aslmig.asl.motion import (
     framewise_displacement,
     realign_series,
 )
-from aslmig.cbf.qc import motion_summary
+from aslmig.cbf.qc import QcMetrics, motion_summary, quality_warnings
 from aslmig.errors import InputError
-from aslmig.interfaces.qc import qc_warnings
 
 TYPES = ["m0scan"] + ["control", "label"] * 8
 NOISE = 0.3
@@ -311,7 +310,7 @@ def test_background_suppression_cycle_is_not_motion(still_multi_delay):
     assert result.n_groups == 1 + 2 * len(MD_PLDS)
     summary = motion_summary(framewise_displacement(result.parameters))
     assert summary["mean_fd_mm"] < 0.1 and summary["n_fd_above_threshold"] == 0
-    assert not qc_warnings(summary)
+    assert not quality_warnings(QcMetrics.from_dict(summary))
     by_type = realign_series(still_multi_delay, grid(), MD_TYPES)
     fd = framewise_displacement(by_type.parameters)
     assert fd[_pld_resets()].mean() > 5 * summary["mean_fd_mm"]
