@@ -1,31 +1,52 @@
-"""DESIGN.md §3: the input layer imports no physics and no run configuration."""
+"""DESIGN.md §3: the dependency direction between aslmig's packages, read from the source."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import aslmig.bids
+import pytest
 
-FORBIDDEN = ("aslmig.cbf", "aslmig.config", "aslmig.workflows", "aslmig.interfaces", "aslmig.cli")
+import aslmig
+
+PACKAGE_ROOT = Path(aslmig.__file__).parent
+FORBIDDEN_IMPORTS = {
+    # the input layer imports no physics and no run configuration
+    "bids": ("aslmig.cbf", "aslmig.config", "aslmig.workflows", "aslmig.interfaces", "aslmig.cli"),
+    # the simulator is a source of data, not of reports
+    "sim": ("aslmig.reports", "aslmig.workflows", "aslmig.interfaces"),
+}
 
 
-def _imported_modules(path: Path) -> set[str]:
-    names: set[str] = set()
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every import statement in one file."""
+    found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
+            found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
 
 
-def test_bids_package_imports_no_physics_and_no_config():
-    folder = Path(aslmig.bids.__file__).parent
+@pytest.mark.parametrize("package", sorted(FORBIDDEN_IMPORTS))
+def test_package_imports_respect_the_dependency_direction(package):
     offending = {
-        f"{path.name} imports {name}"
-        for path in sorted(folder.glob("*.py"))
-        for name in _imported_modules(path)
-        if name.startswith(FORBIDDEN)
+        f"{path.name} imports {module}"
+        for path in sorted((PACKAGE_ROOT / package).glob("*.py"))
+        for module, _ in _imports(path)
+        if module.startswith(FORBIDDEN_IMPORTS[package])
+    }
+    assert offending == set()
+
+
+def test_no_module_imports_another_modules_private_names():
+    offending = {
+        f"{path.relative_to(PACKAGE_ROOT)} imports {name} from {module}"
+        for path in sorted(PACKAGE_ROOT.rglob("*.py"))
+        for module, names in _imports(path)
+        if module.startswith("aslmig")
+        for name in names
+        if name.startswith("_") and not name.startswith("__")
     }
     assert offending == set()

@@ -27,7 +27,7 @@ from aslmig.cbf.kinetic_fit import (
     fit_kinetic_curves,
     leave_one_out_cbf,
 )
-from aslmig.cbf.single_delay import _m0_array, _valid_voxels, bolus_duration, effective_delays
+from aslmig.cbf.single_delay import bolus_duration, effective_delays, m0_array, valid_voxels
 
 
 @dataclass(frozen=True)
@@ -287,8 +287,8 @@ def fit_multi_delay(
     if deltam.ndim < 2:
         raise ValueError("deltam must have its volumes on the last axis")
     spatial, n_volumes = deltam.shape[:-1], deltam.shape[-1]
-    m0_map = _m0_array(m0, spatial)
-    valid, n_bad_m0 = _valid_voxels(m0_map, mask)
+    m0_map = m0_array(m0, spatial)
+    valid, n_bad_m0 = valid_voxels(m0_map, mask)
     if t1_tissue is not None and np.ndim(t1_tissue) > 0:
         t1_map = np.broadcast_to(np.asarray(t1_tissue, float), spatial)
         t1_tissue = t1_map[valid]

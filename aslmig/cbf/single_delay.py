@@ -200,7 +200,26 @@ def single_delay_signal(
     return np.asarray(cbf, float) / whitepaper_scale(np.asarray(plds, float), taus, constants)
 
 
-def _m0_array(m0: np.ndarray | float, spatial_shape: tuple[int, ...]) -> np.ndarray:
+def m0_array(m0: np.ndarray | float, spatial_shape: tuple[int, ...]) -> np.ndarray:
+    """Return M0 broadcast to the ASL volume's spatial shape.
+
+    Parameters
+    ----------
+    m0 : numpy.ndarray or float
+        M0 image (same spatial shape) or one positive value.
+    spatial_shape : tuple of int
+        Spatial shape of the ASL volume.
+
+    Returns
+    -------
+    numpy.ndarray
+        M0 per voxel (a read-only broadcast view for a single value).
+
+    Raises
+    ------
+    ValueError
+        A non-positive single value, or an image whose shape does not match.
+    """
     m0 = np.asarray(m0, dtype=float)
     if m0.ndim == 0 and not (np.isfinite(m0) and m0 > 0):
         raise ValueError(f"M0={float(m0)} must be a positive number; check M0Estimate/m0_scale")
@@ -213,7 +232,28 @@ def _m0_array(m0: np.ndarray | float, spatial_shape: tuple[int, ...]) -> np.ndar
         ) from None
 
 
-def _valid_voxels(m0: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
+def valid_voxels(m0: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """Return the voxels that can be quantified and how many of the mask's cannot.
+
+    Parameters
+    ----------
+    m0 : numpy.ndarray
+        M0 per voxel.
+    mask : numpy.ndarray or None
+        Brain mask (None: every voxel).
+
+    Returns
+    -------
+    valid : numpy.ndarray of bool
+        In the mask with a finite, positive M0.
+    n_bad_m0 : int
+        Mask voxels left out for a non-positive or non-finite M0.
+
+    Raises
+    ------
+    ValueError
+        The mask does not match M0's shape, or M0 is non-positive everywhere in it.
+    """
     positive = np.isfinite(m0) & (m0 > 0)
     region = np.ones(m0.shape, bool) if mask is None else np.asarray(mask, bool)
     if region.shape != m0.shape:
@@ -302,8 +342,8 @@ def deltam_to_cbf(
     if deltam.ndim < 2:
         raise ValueError("deltam must have volumes on its last axis; pass one volume as (..., 1)")
     spatial, n_volumes = deltam.shape[:-1], deltam.shape[-1]
-    m0_map = _m0_array(m0, spatial)
-    valid, _ = _valid_voxels(m0_map, mask)
+    m0_map = m0_array(m0, spatial)
+    valid, _ = valid_voxels(m0_map, mask)
     delays = effective_delays(plds, n_volumes, spatial, slice_timing, slice_axis)
     taus = bolus_duration(constants, n_volumes, labeling_duration, bolus_cutoff_delay_time)
     inverse_m0 = np.zeros(spatial)
@@ -453,7 +493,7 @@ def quantify_single_delay(
         series, averaging, gm=gm, wm=wm, csf=csf, tissue_threshold=tissue_threshold
     )
     spatial = deltam.shape[:-1]
-    _, n_bad_m0 = _valid_voxels(_m0_array(m0, spatial), mask)
+    _, n_bad_m0 = valid_voxels(m0_array(m0, spatial), mask)
     taus = bolus_duration(constants, deltam.shape[-1], labeling_duration, bolus_cutoff_delay_time)
     provenance = {
         "model": model,

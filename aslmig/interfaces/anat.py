@@ -66,7 +66,6 @@ class _BrainOutputSpec(TraitedSpec):
     brain = File(desc="skull-stripped T1w")
     anat2std_xfm = traits.List(File(), desc="T1w -> template (ANTs order)")
     std2anat_xfm = traits.List(File(), desc="template -> T1w (ANTs order)")
-    std2anat_invert = traits.List(traits.Bool(), desc="which std2anat files to invert")
 
 
 class BrainExtraction(SimpleInterface):
@@ -83,13 +82,11 @@ class BrainExtraction(SimpleInterface):
             Path(runtime.cwd),
             bias_correct=False,  # the input is already N4-corrected
         )
-        inverse = [str(path) for path in result.template_transforms.inverse_transforms]
         self._results.update(
             mask=str(result.mask),
             brain=str(result.brain),
             anat2std_xfm=[str(path) for path in result.template_transforms.forward_transforms],
-            std2anat_xfm=inverse,
-            std2anat_invert=inversion_flags(inverse, inverse=True),
+            std2anat_xfm=[str(path) for path in result.template_transforms.inverse_transforms],
         )
         return runtime
 

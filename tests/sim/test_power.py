@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,10 @@ import pytest
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from aslmig.cli.run import main
+from aslmig.sim.plots import power_svg
 from aslmig.sim.power import PowerSpec, simulate_power
+
+SVG = "{http://www.w3.org/2000/svg}"
 
 GRID = dict(n=(10, 20, 30, 40), effects=(-0.05, -0.10, -0.15, -0.20), simulations=4000)
 
@@ -88,8 +93,14 @@ def test_power_command_prints_and_writes(tmp_path, capsys):
     table = pd.read_csv(out / "power.tsv", sep="\t")
     assert len(table) == 2 * 2 * 3
     assert set(table["effect"]) == {0.0, -0.1, -0.2}
-    assert (out / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "power.svg").read_text().startswith("<svg")
+    png = (out / "power.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (1200, 400)  # two 6 x 4 inch panels at 100 dpi
+    svg = ElementTree.parse(out / "power.svg").getroot()
+    assert svg.tag == f"{SVG}svg"
+    texts = {"".join(node.itertext()).strip() for node in svg.iter(f"{SVG}text")}
+    assert {"two-sample (welch t)", "paired (paired t)", "power"} <= texts
     assert (out / "power.json").is_file()
 
 
@@ -109,3 +120,13 @@ def test_power_bad_input(arguments, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "p").exists()
+
+
+def test_power_svg_is_reproducible_and_keeps_hostile_labels_as_text():
+    panels = {"paired <b>&": ([10, 20], {"-10% \u2013 <i>": [0.2, 0.5]}, "patients")}
+    first, second = power_svg(panels), power_svg(panels)
+    assert first == second
+    root = ElementTree.fromstring(first)
+    texts = {"".join(node.itertext()).strip() for node in root.iter(f"{SVG}text")}
+    assert {"paired <b>&", "-10% \u2013 <i>", "patients"} <= texts
+    assert not list(root.iter(f"{SVG}script"))
