@@ -56,8 +56,8 @@ def roi_table_text(means: dict[str, float], na: tuple[str, ...] = ()) -> str:
     for index, roi in enumerate(ROIS, start=1):
         hemisphere = roi[-1] if roi[-2:] in ("_L", "_R") else "n/a"
         if roi in na:
-            row = [roi, index, hemisphere, 100, 0, 0.0] + ["n/a"] * 7 + ["n/a: coverage 0.00 < 0.5"]
-            lines.append("\t".join(map(str, row)))
+            row = {"n_valid": 0, "coverage": 0.0, "status": "n/a: coverage 0.00 < 0.5"}
+            lines.append(_roi_row(roi, index, hemisphere, row))
             continue
         mean = values[roi]
         ai = "n/a"
@@ -65,24 +65,27 @@ def roi_table_text(means: dict[str, float], na: tuple[str, ...] = ()) -> str:
             left, right = values[roi[:-2] + "_L"], values[roi[:-2] + "_R"]
             if roi[:-2] + "_L" not in na and roi[:-2] + "_R" not in na:
                 ai = repr(2 * (left - right) / (left + right))
-        row = [
-            roi,
-            index,
-            hemisphere,
-            100,
-            100,
-            1.0,
-            repr(mean),
-            repr(mean),
-            5.0,
-            repr(mean),
-            repr(mean),
-            repr(mean / reference),
-            ai,
-            "ok",
-        ]
-        lines.append("\t".join(map(str, row)))
+        row = {
+            "n_valid": 100,
+            "coverage": 1.0,
+            "mean": repr(mean),
+            "median": repr(mean),
+            "sd": 5.0,
+            "gm_weighted_mean": repr(mean),
+            "n_grey": 100,
+            "gm_restricted_mean": repr(mean),
+            "relative_to_reference": repr(mean / reference),
+            "asymmetry_index": ai,
+            "status": "ok",
+        }
+        lines.append(_roi_row(roi, index, hemisphere, row))
     return "\n".join(lines) + "\n"
+
+
+def _roi_row(roi: str, index: int, hemisphere: str, values: dict) -> str:
+    """One TSV line in :data:`COLUMNS` order (columns not given are n/a)."""
+    given = {"roi": roi, "index": index, "hemisphere": hemisphere, "n_voxels": 100, **values}
+    return "\t".join(str(given.get(column, "n/a")) for column in COLUMNS)
 
 
 def write_roi_table(
