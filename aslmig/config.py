@@ -77,6 +77,19 @@ class RegionsConfig:
     min_coverage: float = 0.5
 
 
+#: ``--skull-strip-t1w`` choices, as in the nipreps apps.
+SKULL_STRIP_CHOICES = ("auto", "skip", "force")
+
+
+@dataclass(frozen=True)
+class AnatomyConfig:
+    """How the T1w anatomy is obtained (``[anatomy]`` table)."""
+
+    #: "force": extract the brain; "skip": the T1w is already skull-stripped; "auto": decide
+    #: from the image (:func:`aslmig.anat.brain.looks_skull_stripped`).
+    skull_strip_t1w: str = "auto"
+
+
 @dataclass(frozen=True)
 class GroupConfig:
     """The group level: model file, output label, atlas and how to treat gaps in the input."""
@@ -108,6 +121,7 @@ class RunConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     physics: PhysicsConfig = field(default_factory=PhysicsConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
+    anatomy: AnatomyConfig = field(default_factory=AnatomyConfig)
     group: GroupConfig = field(default_factory=GroupConfig)
 
 
@@ -115,6 +129,7 @@ SECTIONS: dict[str, type] = {
     "execution": ExecutionConfig,
     "physics": PhysicsConfig,
     "regions": RegionsConfig,
+    "anatomy": AnatomyConfig,
     "group": GroupConfig,
 }
 RECORD_SECTION = "run"
@@ -174,6 +189,7 @@ _ZERO_ALLOWED = {"physics.m0_smoothing_fwhm_mm", "group.seed"}
 _FRACTIONS = {"regions.min_coverage"}
 _CHOICES = {
     "execution.plugin": PLUGINS,
+    "anatomy.skull_strip_t1w": SKULL_STRIP_CHOICES,
     "group.missing": ("report", "error"),
     "group.unlabelled": ("error", "exclude"),
     "physics.arterial_component": ("auto", "on", "off"),
@@ -337,8 +353,9 @@ def check_execution(execution: ExecutionConfig) -> None:
 
 #: First lines of a saved configuration.
 TOML_HEADER = (
-    "# aslmig run configuration. [execution], [physics], [regions] and [group] can be\n"
-    "# reused with --config-file; the [run] table records the invocation and is ignored.\n"
+    "# aslmig run configuration. [execution], [physics], [regions], [anatomy] and [group]\n"
+    "# can be reused with --config-file; the [run] table records the invocation and is\n"
+    "# ignored.\n"
 )
 
 

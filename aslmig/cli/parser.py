@@ -14,7 +14,7 @@ from typing import Any
 
 from aslmig.__about__ import __version__
 from aslmig.cbf.constants import check_constant
-from aslmig.config import PLUGINS
+from aslmig.config import PLUGINS, SKULL_STRIP_CHOICES
 from aslmig.errors import quote
 
 ANALYSIS_LEVELS = ("participant", "group")
@@ -248,7 +248,7 @@ def build_parser(with_help: bool = True) -> argparse.ArgumentParser:
         "--config-file",
         type=Path,
         metavar="FILE",
-        help="TOML file with [execution], [physics], [regions] and [group] tables "
+        help="TOML file with [execution], [physics], [regions], [anatomy] and [group] tables "
         "(command-line options win)",
     )
 
@@ -273,6 +273,14 @@ def build_parser(with_help: bool = True) -> argparse.ArgumentParser:
         type=positive_float,
         metavar="FRACTION",
         help="smallest fraction of an ROI's voxels with data for it to be reported (0.5)",
+    )
+
+    anatomy = parser.add_argument_group("anatomy")
+    anatomy.add_argument(
+        "--skull-strip-t1w",
+        choices=SKULL_STRIP_CHOICES,
+        help="extract the brain from the T1w (force), take the T1w as already skull-stripped "
+        "(skip), or decide from the image (auto, default)",
     )
 
     group = parser.add_argument_group("group level")
@@ -410,6 +418,7 @@ EXECUTION_OPTIONS = (
     "skip_bids_validation",
 )
 REGIONS_OPTIONS = ("atlases", "roi_spheres", "min_coverage")
+ANATOMY_OPTIONS = ("skull_strip_t1w",)
 #: Group-level options: argparse destination -> GroupConfig field.
 GROUP_OPTIONS = {
     "model": "model",
@@ -450,5 +459,6 @@ def explicit_sections(args: argparse.Namespace) -> dict[str, dict]:
         "execution": given(EXECUTION_OPTIONS),
         "physics": given(PHYSICS_OPTIONS),
         "regions": regions,
+        "anatomy": given(ANATOMY_OPTIONS),
         "group": {GROUP_OPTIONS[key]: value for key, value in given(tuple(GROUP_OPTIONS)).items()},
     }

@@ -7,6 +7,8 @@ inverse warps are used as they are.
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 from nipype.interfaces.base import (
@@ -18,10 +20,14 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from aslmig.anat.bias import n4_bias_correct
 from aslmig.anat.brain import extract_brain
+from aslmig.anat.prepare import prepare_t1w
+from aslmig.anat.quality import check_brain_mask
 from aslmig.anat.registration import apply_transforms, register
 from aslmig.anat.segmentation import segment_tissues
+
+#: nipype's interface logger: its warnings reach the console (level WARNING).
+LOGGER = logging.getLogger("nipype.interface")
 
 
 def inversion_flags(transforms: list[str], inverse: bool) -> list[bool]:
@@ -33,39 +39,47 @@ def _optional(value):
     return value if isdefined(value) else None
 
 
-class _N4InputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True)
-    mask_file = File(exists=True)
+class _PrepareInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="raw T1w")
+    skull_strip = traits.Enum("auto", "skip", "force", usedefault=True)
+
+
+class _PrepareOutputSpec(TraitedSpec):
+    out_file = File(desc="bias-corrected working image (2 mm)")
+    skull_stripped = traits.Bool(desc="whether the T1w is taken as skull-stripped")
+
+
+class PrepareT1w(SimpleInterface):
+    """Skull detection, field-of-view crop, 2 mm working image and N4."""
+
+    input_spec = _PrepareInputSpec
+    output_spec = _PrepareOutputSpec
+
+    def _run_interface(self, runtime):
+        result = prepare_t1w(self.inputs.in_file, runtime.cwd, self.inputs.skull_strip)
+        self._results.update(out_file=str(result.image), skull_stripped=result.skull_stripped)
+        return runtime
 
 
 class _FileOutputSpec(TraitedSpec):
     out_file = File()
 
 
-class N4BiasCorrect(SimpleInterface):
-    """N4 bias-field correction."""
-
-    input_spec = _N4InputSpec
-    output_spec = _FileOutputSpec
-
-    def _run_interface(self, runtime):
-        out_file = Path(runtime.cwd) / "t1w_n4.nii.gz"
-        n4_bias_correct(self.inputs.in_file, out_file, _optional(self.inputs.mask_file))
-        self._results["out_file"] = str(out_file)
-        return runtime
-
-
 class _BrainInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="bias-corrected T1w (with skull)")
+    in_file = File(exists=True, mandatory=True, desc="bias-corrected working T1w")
+    skull_stripped = traits.Bool(False, usedefault=True, desc="the T1w has no skull")
+    full_grid = File(exists=True, desc="original T1w, for a brain mask on its grid")
     template_t1w = File(exists=True, mandatory=True)
     template_mask = File(exists=True, mandatory=True)
 
 
 class _BrainOutputSpec(TraitedSpec):
-    mask = File(desc="brain mask, T1w space")
+    mask = File(desc="brain mask, working grid")
+    full_mask = File(desc="brain mask, grid of the original T1w")
     brain = File(desc="skull-stripped T1w")
+    warped = File(desc="the T1w resampled onto the template")
     anat2std_xfm = traits.List(File(), desc="T1w -> template (ANTs order)")
-    std2anat_xfm = traits.List(File(), desc="template -> T1w (ANTs order)")
+    std2anat_xfm = traits.List(File(), desc="template -> T1w (ANTs order, affines inverted)")
 
 
 class BrainExtraction(SimpleInterface):
@@ -81,13 +95,53 @@ class BrainExtraction(SimpleInterface):
             self.inputs.template_mask,
             Path(runtime.cwd),
             bias_correct=False,  # the input is already N4-corrected
+            skull_stripped=self.inputs.skull_stripped,
+            full_grid=_optional(self.inputs.full_grid),
         )
+        transforms = result.template_transforms
         self._results.update(
             mask=str(result.mask),
             brain=str(result.brain),
-            anat2std_xfm=[str(path) for path in result.template_transforms.forward_transforms],
-            std2anat_xfm=[str(path) for path in result.template_transforms.inverse_transforms],
+            warped=str(transforms.warped),
+            anat2std_xfm=[str(path) for path in transforms.forward_transforms],
+            std2anat_xfm=[str(path) for path in transforms.inverse_transforms],
         )
+        if result.full_mask is not None:
+            self._results["full_mask"] = str(result.full_mask)
+        return runtime
+
+
+class _CheckInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="the T1w the mask belongs to")
+    mask = File(exists=True, mandatory=True, desc="its brain mask, same grid")
+    warped = File(exists=True, mandatory=True, desc="the T1w on the template grid")
+    template_t1w = File(exists=True, mandatory=True)
+    template_mask = File(exists=True, mandatory=True)
+
+
+class _CheckOutputSpec(TraitedSpec):
+    out_file = File(desc="plausibility measures and warnings (JSON, t1w_* keys)")
+
+
+class CheckBrainMask(SimpleInterface):
+    """Plausibility of the T1w brain mask; each problem is logged as a warning."""
+
+    input_spec = _CheckInputSpec
+    output_spec = _CheckOutputSpec
+
+    def _run_interface(self, runtime):
+        check = check_brain_mask(
+            self.inputs.t1w,
+            self.inputs.mask,
+            warped=self.inputs.warped,
+            template=self.inputs.template_t1w,
+            template_mask=self.inputs.template_mask,
+        )
+        for warning in check.warnings:
+            LOGGER.warning("%s: %s", Path(self.inputs.t1w).name, warning)
+        out_file = Path(runtime.cwd) / "t1w_qc.json"
+        out_file.write_text(json.dumps(check.metrics(), indent=2))
+        self._results["out_file"] = str(out_file)
         return runtime
 
 

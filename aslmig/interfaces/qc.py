@@ -29,6 +29,7 @@ class _QCInputSpec(BaseInterfaceInputSpec):
     registered_mask = File(exists=True, mandatory=True)
     target_mask = File(exists=True, mandatory=True)
     provenance = File(exists=True, desc="quantification provenance (multi-delay fit summary)")
+    anat_qc = File(exists=True, desc="T1w brain-mask plausibility (JSON, t1w_* keys)")
 
 
 class _QCOutputSpec(TraitedSpec):
@@ -58,8 +59,11 @@ class ComputeQC(SimpleInterface):
             target_mask=load_array(inputs.target_mask),
             fit_summary=provenance.get("fit_summary"),
         )
+        values = metrics.to_dict()
+        if isdefined(inputs.anat_qc):
+            values.update(json.loads(Path(inputs.anat_qc).read_text()))
         out_file = Path(runtime.cwd) / "qc.json"
-        out_file.write_text(json.dumps(metrics.to_dict(), indent=2, sort_keys=True))
+        out_file.write_text(json.dumps(values, indent=2, sort_keys=True))
         self._results["out_file"] = str(out_file)
         return runtime
 

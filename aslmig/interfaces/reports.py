@@ -55,7 +55,11 @@ class SummariseRun(SimpleInterface):
             if isdefined(getattr(self.inputs, name))
         }
         qc = json.loads(Path(self.inputs.qc).read_text())
-        given["warnings"] = [*given.get("warnings", ()), *quality_warnings(QcMetrics.from_dict(qc))]
+        given["warnings"] = [
+            *given.get("warnings", ()),
+            *qc.get("t1w_warnings", ()),  # the T1w brain-mask check (anat/quality.py)
+            *quality_warnings(QcMetrics.from_dict(qc)),
+        ]
         out_file = Path(runtime.cwd) / "summary.json"
         out_file.write_text(RunSummary(**given).to_json())
         self._results["out_file"] = str(out_file)

@@ -1,4 +1,4 @@
-"""Anatomical workflow: bias correction, brain extraction, tissue maps, T1w -> template."""
+"""Anatomical workflow: crop and bias correction, brain extraction, tissue maps, T1w -> template."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from aslmig.atlas.templates import TemplateFiles
-from aslmig.interfaces.anat import BrainExtraction, N4BiasCorrect, SegmentTissues
+from aslmig.interfaces.anat import (
+    ApplyTransforms,
+    BrainExtraction,
+    CheckBrainMask,
+    PrepareT1w,
+    SegmentTissues,
+)
 
+TISSUES = ("gm", "wm", "csf")
+#: Outputs on the 2 mm working grid (the "T1w space" of the ASL workflow).
 ANAT_OUTPUTS = [
     "t1w_preproc",
     "t1w_brain",
@@ -17,11 +25,20 @@ ANAT_OUTPUTS = [
     "csf",
     "anat2std_xfm",
     "std2anat_xfm",
+    "anat_qc",
 ]
+#: Outputs on the grid of the original T1w, for the derivatives.
+SAVED_OUTPUTS = ["t1w_mask_t1w", "gm_t1w", "wm_t1w", "csf_t1w", "anat2std_xfm"]
 
 
-def init_anat_wf(t1w_file: str, template: TemplateFiles, name: str = "anat_wf") -> pe.Workflow:
+def init_anat_wf(
+    t1w_file: str, template: TemplateFiles, skull_strip: str = "auto", name: str = "anat_wf"
+) -> pe.Workflow:
     """Build the anatomical workflow of one participant (shared by all its runs).
+
+    The steps run on a 2 mm working grid made from the T1w cropped to the head
+    (:mod:`aslmig.anat.prepare`); the mask and tissue maps saved as derivatives are brought
+    back onto the original T1w grid.
 
     Parameters
     ----------
@@ -29,6 +46,8 @@ def init_anat_wf(t1w_file: str, template: TemplateFiles, name: str = "anat_wf") 
         The T1w image chosen by the input layer.
     template : TemplateFiles
         The template (and its tissue priors) to register to.
+    skull_strip : {"auto", "skip", "force"}
+        ``--skull-strip-t1w``.
     name : str
         Workflow name.
 
@@ -45,47 +64,63 @@ def init_anat_wf(t1w_file: str, template: TemplateFiles, name: str = "anat_wf") 
     Outputs
     -------
     t1w_preproc
-        Bias-corrected T1w.
+        Bias-corrected T1w on the working grid.
     t1w_brain, t1w_mask
-        Brain-extracted T1w and its mask.
+        Brain-extracted T1w and its mask (working grid).
     gm, wm, csf
-        Tissue probability maps.
+        Tissue probability maps (working grid).
     anat2std_xfm, std2anat_xfm
         T1w -> template transforms in ANTs order (for resampling T1w-space images into the
         template), and the inverse.
+    anat_qc
+        Plausibility of the brain mask (JSON, ``t1w_*`` keys and ``t1w_warnings``).
+    t1w_mask_t1w, gm_t1w, wm_t1w, csf_t1w
+        Brain mask and tissue maps on the grid of the original T1w (saved as derivatives).
     """
     workflow = pe.Workflow(name=name)
     inputnode = pe.Node(niu.IdentityInterface(fields=["t1w"]), name="inputnode")
     inputnode.inputs.t1w = t1w_file
-    outputnode = pe.Node(niu.IdentityInterface(fields=ANAT_OUTPUTS), name="outputnode")
+    fields = list(dict.fromkeys(ANAT_OUTPUTS + SAVED_OUTPUTS))
+    outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
+    templates = {"template_t1w": str(template.t1w), "template_mask": str(template.brain_mask)}
 
-    n4 = pe.Node(N4BiasCorrect(), name="n4_bias_correct")
-    brain = pe.Node(
-        BrainExtraction(template_t1w=str(template.t1w), template_mask=str(template.brain_mask)),
-        name="brain_extraction",
-        mem_gb=2.0,
-    )
+    prepare = pe.Node(PrepareT1w(skull_strip=skull_strip), name="prepare_t1w", mem_gb=1.0)
+    brain = pe.Node(BrainExtraction(**templates), name="brain_extraction", mem_gb=1.5)
+    check = pe.Node(CheckBrainMask(**templates), name="brain_mask_check", mem_gb=1.0)
+    priors = {f"template_{tissue}": str(getattr(template, tissue)) for tissue in TISSUES}
     segment = pe.Node(
-        SegmentTissues(
-            template_gm=str(template.gm),
-            template_wm=str(template.wm),
-            template_csf=str(template.csf),
-        ),
+        SegmentTissues(**priors),
         name="segment_tissues",
-        mem_gb=1.5,
+        mem_gb=1.0,
     )
     workflow.connect([
-        (inputnode, n4, [("t1w", "in_file")]),
-        (n4, brain, [("out_file", "in_file")]),
-        (n4, segment, [("out_file", "in_file")]),
+        (inputnode, prepare, [("t1w", "in_file")]),
+        (inputnode, brain, [("t1w", "full_grid")]),
+        (prepare, brain, [("out_file", "in_file"), ("skull_stripped", "skull_stripped")]),
+        (inputnode, check, [("t1w", "t1w")]),
+        (brain, check, [("full_mask", "mask"), ("warped", "warped")]),
+        (prepare, segment, [("out_file", "in_file")]),
         (brain, segment, [("mask", "mask"), ("std2anat_xfm", "std2anat_xfm")]),
-        (n4, outputnode, [("out_file", "t1w_preproc")]),
+        (prepare, outputnode, [("out_file", "t1w_preproc")]),
         (brain, outputnode, [
             ("brain", "t1w_brain"),
             ("mask", "t1w_mask"),
+            ("full_mask", "t1w_mask_t1w"),
             ("anat2std_xfm", "anat2std_xfm"),
             ("std2anat_xfm", "std2anat_xfm"),
         ]),
-        (segment, outputnode, [("gm", "gm"), ("wm", "wm"), ("csf", "csf")]),
+        (check, outputnode, [("out_file", "anat_qc")]),
     ])  # fmt: skip
+    for tissue in TISSUES:
+        to_t1w = pe.Node(
+            ApplyTransforms(transforms=[], interpolation="linear"),
+            name=f"{tissue}_to_t1w",
+            mem_gb=0.5,
+        )
+        workflow.connect([
+            (segment, outputnode, [(tissue, tissue)]),
+            (segment, to_t1w, [(tissue, "in_file")]),
+            (inputnode, to_t1w, [("t1w", "reference")]),
+            (to_t1w, outputnode, [("out_file", f"{tissue}_t1w")]),
+        ])  # fmt: skip
     return workflow

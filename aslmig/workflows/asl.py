@@ -87,7 +87,7 @@ def init_asl_wf(
 
     Inputs
     ------
-    t1w_preproc, t1w_brain, t1w_mask, gm, wm, csf, anat2std_xfm, std2anat_xfm
+    t1w_preproc, t1w_brain, t1w_mask, gm, wm, csf, anat2std_xfm, std2anat_xfm, anat_qc
         The anatomical workflow's outputs (:data:`~aslmig.workflows.anatomical.ANAT_OUTPUTS`;
         unused without a T1w).
 
@@ -172,6 +172,7 @@ def init_asl_wf(
                                        for field in ("t1w_brain", "t1w_mask", *TISSUES)]),
             (inputnode, to_template, [("anat2std_xfm", "inputnode.anat2std_xfm"),
                                       ("std2anat_xfm", "inputnode.std2anat_xfm")]),
+            (inputnode, qc, [("anat_qc", "anat_qc")]),
         ])  # fmt: skip
     if separate_m0:
         workflow.connect(preprocess, "m0", quantify, "m0_file")

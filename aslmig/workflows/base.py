@@ -15,7 +15,7 @@ from aslmig.bids.derivatives import ATLAS_DIR
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
 from aslmig.interfaces.reports import ParticipantReport
-from aslmig.workflows.anatomical import ANAT_OUTPUTS, init_anat_wf
+from aslmig.workflows.anatomical import ANAT_OUTPUTS, SAVED_OUTPUTS, init_anat_wf
 from aslmig.workflows.asl import init_asl_wf
 from aslmig.workflows.outputs import init_anat_outputs_wf
 
@@ -104,12 +104,14 @@ def init_single_subject_wf(
     t1w_files = sorted({str(run.t1w_file) for run in runs if run.t1w_file is not None})
     anat_wfs = {}
     for index, path in enumerate(t1w_files):
-        anat_wfs[path] = init_anat_wf(path, template, name=f"anat_{index}_wf")
+        anat_wfs[path] = init_anat_wf(
+            path, template, config.anatomy.skull_strip_t1w, name=f"anat_{index}_wf"
+        )
         outputs = init_anat_outputs_wf(path, subject, config, template, f"anat_{index}_outputs_wf")
         workflow.connect([
             (anat_wfs[path], outputs, [
-                (f"outputnode.{field}", f"inputnode.{field}")
-                for field in ("t1w_mask", "gm", "wm", "csf", "anat2std_xfm")
+                (f"outputnode.{field}", f"inputnode.{field.removesuffix('_t1w')}")
+                for field in SAVED_OUTPUTS
             ]),
         ])  # fmt: skip
     report = pe.Node(

@@ -37,7 +37,7 @@ def test_one_subject_workflow_per_participant_and_one_anat_per_t1w(runs, tmp_pat
         assert f"{prefix}.participant_report" in names
         anat = {name for name in names if name.startswith(f"{prefix}.anat_")}
         assert {name.rsplit(".", 1)[1] for name in anat} >= {
-            "n4_bias_correct",
+            "prepare_t1w",
             "brain_extraction",
             "segment_tissues",
         }
