@@ -269,7 +269,20 @@ def test_left_occipital_drop_is_found_and_nothing_else_moves(processed):
     native, reference = regions(output, "occipital", True), regions(output, "pcasl", True)
     assert native.loc["occipital_cortex_L", "gm_restricted_mean"] == pytest.approx(48.0, rel=0.05)
     assert native.loc["occipital_cortex_R", "gm_restricted_mean"] == pytest.approx(60.0, abs=0.5)
-    assert native.loc["occipital_cortex_L", "asymmetry_index"] == pytest.approx(truth_ai, rel=0.05)
+    left, right = native.loc["occipital_cortex_L"], native.loc["occipital_cortex_R"]
+    grey_ai = 2 * (left.gm_restricted_mean - right.gm_restricted_mean)
+    grey_ai /= left.gm_restricted_mean + right.gm_restricted_mean
+    assert grey_ai == pytest.approx(truth_ai, rel=0.05)
+    # The reported index compares plain means, so it is that of the truth only for a pure-GM
+    # region. Voxels not GM-dominated (share 1 - g of the region) dilute it: if they carry at
+    # most the right side's 60 and no asymmetry of their own, |index| >= |truth| * bound below
+    # (measured: 7 % of the region, index 0.947 of the truth; the bound is 0.92).
+    assert left.asymmetry_index == pytest.approx(
+        2 * (left["mean"] - right["mean"]) / (left["mean"] + right["mean"]), rel=1e-9
+    )
+    grey_share = min(left.n_grey / left.n_voxels, right.n_grey / right.n_voxels)
+    dilution = grey_share * 108.0 / (grey_share * 108.0 + 2 * 60.0 * (1 - grey_share))
+    assert truth_ai * 1.05 <= left.asymmetry_index <= truth_ai * dilution
     # the two participants are registered separately, so region boundaries (and the partial-
     # volume mix of plain means) move slightly; the grey-matter-restricted values do not
     for roi in set(native.index) - CHANGED_BY_THE_OCCIPITAL_DROP - {"white_matter"}:
