@@ -47,7 +47,7 @@ def model_details(plan: QuantificationPlan, has_anat: bool) -> str:
         text += (
             ". An arterial (macrovascular) component (Chappell et al. 2010, Magn Reson Med "
             "63:1357) with its own arrival time and blood volume was fitted and kept where it "
-            "lowered the misfit by more than the Bayesian information criterion requires "
+            "lowered the misfit significantly (F-test of the nested models, 1 % level) "
             f"({plan.arterial.reason})"
         )
     return text

@@ -295,3 +295,27 @@ def test_arterial_component_is_kept_only_where_the_data_need_it():
     assert with_arterial[: n // 2].mean() > 0.95
     assert with_arterial[n // 2 :].mean() < 0.1
     assert np.isnan(result.params[~with_arterial, 3]).all()
+
+
+@pytest.mark.parametrize(("noise_sd", "repeats"), [(2e-4, 8), (2e-4, 1), (1e-3, 1)])
+def test_arterial_component_false_selection_is_controlled(noise_sd, repeats):
+    """Tissue-only curves plus noise keep the arterial component in few voxels, with or
+    without repeats (a residual variance with 2 degrees of freedom once kept it in 49-53 %).
+
+    The F-test's level is 1 %; the arterial arrival is a nonlinear parameter searched over
+    several starts, which inflates the rate: measured 0.9-1.8 % on 2,000 voxels, bound 3 %
+    (1 % plus more than 6 binomial standard errors of 600 voxels).
+    """
+    constants, settings = _settings()
+    rng = np.random.default_rng(repeats)
+    n = 600
+    cbf, att = rng.uniform(30, 80, (n, 1)), rng.uniform(0.8, 1.5, (n, 1))
+    clean = kinetic_signal(cbf, att, O2019_PLDS, constants, labeling_duration=O2019_TAU)
+    curves = clean + rng.normal(0, noise_sd / np.sqrt(repeats), clean.shape)
+    known = {"weights": np.full(6, repeats), "noise_variance": np.full(n, noise_sd**2)}
+    result = fit_kinetic_curves(
+        curves, O2019_PLDS, O2019_TAU, settings, arterial=True, **(known if repeats > 1 else {})
+    )
+    assert (result.params[:, 2] > 0).mean() <= 0.03
+    # the tissue-only fit kept in the others is unbiased
+    assert np.median(result.params[:, 1] - att[:, 0]) == pytest.approx(0.0, abs=0.01)
