@@ -21,7 +21,13 @@ from aslmig.bids.derivatives import atomic_write, unit_name, write_json
 from aslmig.errors import InputError
 from aslmig.group.asymmetry import asymmetry_map, mirror_index
 from aslmig.group.patient_maps import patient_zmap
-from aslmig.group.territories import calibrated_settings, crossing_table, find_clusters
+from aslmig.group.territories import (
+    ExtentCalibration,
+    SessionCrossing,
+    calibrated_settings,
+    crossing_table,
+    find_clusters,
+)
 from aslmig.group.voxelwise import permutation_test, write_voxelwise
 from aslmig.reports.group import MapFigure
 from aslmig.reports.mosaics import canonical_volume
@@ -257,12 +263,10 @@ def run_patient_maps(
     use_age = len(controls) >= 4 and len(ages) > 0 and ages.notna().all() and ages.std() > 0
     tolerance = _midline_tolerance(maps.affine, maps.data.shape[1])
     mask = analysis_mask(maps.data)
-    crossing = None
-    if territories is not None and len(controls) >= 3:
-        settings, _ = calibrated_settings(maps.data[controls.index], mask, territories[0],
-                                          maps.affine)  # fmt: skip
+    found: dict[str, SessionCrossing] | None = None
+    if territories is not None and len(controls) - int(use_age) >= 3:
+        found, calibration = {}, ExtentCalibration()
         df = len(controls) - 1 - int(use_age)
-        crossing = (settings, df, {})
     zmaps = {}
     for index, unit in units[units["group"].isin(PATIENT_GROUPS)].iterrows():
         if use_age:
@@ -291,15 +295,19 @@ def run_patient_maps(
             image = nb.Nifti1Image(volume.astype(np.float32), maps.affine)
             atomic_write(path, lambda temporary, image=image: nb.save(image, temporary))
             extra = {}
-            if crossing is not None and kind == "stat-z":
-                settings, df, found = crossing
+            if found is not None and kind == "stat-z":
+                covariates = ((ages.to_numpy(float), [float(unit["age"])]) if use_age
+                              else (None, None))  # fmt: skip
+                settings, _ = calibrated_settings(maps.data[index], maps.data[controls.index],
+                                                  mask, maps.affine, None, calibration,
+                                                  *covariates)  # fmt: skip
                 found[name] = find_clusters(z, *territories, maps.affine, df, settings)
-                extra = found[name].sidecar(settings, settings.height(df))
+                extra = found[name].sidecar(settings, settings.height(df), calibration)
             write_json(path.with_name(path.name.replace(".nii.gz", ".json")),
                        {"Description": description, **metadata, **extra})  # fmt: skip
         zmaps[name] = z
-    if crossing is not None:
-        table = crossing_table(crossing[2])
+    if found is not None:
+        table = crossing_table(found)
         atomic_write(destination / "territories.tsv", lambda temporary: table.to_csv(
             temporary, sep="\t", index=False, lineterminator="\n", float_format="%.6g",
             na_rep="n/a"))  # fmt: skip

@@ -18,6 +18,7 @@ from aslmig.group.maps import (
     run_patient_maps,
     run_voxelwise,
 )
+from aslmig.group.territories import CROSSING_NOTE
 from aslmig.reports.group import write_group_report
 from aslmig.reports.timecourse import timecourse_figures
 
@@ -88,6 +89,14 @@ def methods_text(statistics: pd.DataFrame, settings: MapSettings, voxelwise: pd.
     return " ".join(parts)
 
 
+def _read_crossing(destination: Path) -> pd.DataFrame | None:
+    """Return the territory-crossing table written by :func:`run_patient_maps`, if any."""
+    path = destination / "territories.tsv"
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, sep="\t", keep_default_na=False, dtype={"session_map": str})
+
+
 def write_maps_and_report(
     destination: Path,
     output_dir: Path,
@@ -125,5 +134,7 @@ def write_maps_and_report(
         methods=methods_text(statistics, settings, summary),
         maps=figure_list,
         timecourse=timecourse_figures(timecourse, statistics) if timecourse is not None else (),
+        crossing=_read_crossing(destination),
+        crossing_note=CROSSING_NOTE,
     )
     return report

@@ -250,6 +250,25 @@ def _paired_plots(values: pd.DataFrame, phases: tuple[str, str]) -> list[tuple[s
     return plots
 
 
+def _crossing_rows(table: pd.DataFrame) -> list[list[str]]:
+    """Cells of the territory-crossing table (``territories.tsv``), one row per cluster."""
+    rows = []
+    for row in table.itertuples(index=False):
+        if not int(row.cluster):
+            rows.append([row.session_map, "none", "", "", "", "", "", "n/a"])
+            continue
+        shares = ", ".join(f"{name.removeprefix('territory_')} {float(share):.0%}"
+                           for name, share in (item.split("=") for item in
+                                               str(row.shares).split(";") if item))  # fmt: skip
+        rows.append([
+            row.session_map, str(int(row.cluster)), row.direction, f"{float(row.volume_ml):.2f}",
+            f"{float(row.peak_z):.2f}",
+            f"({float(row.peak_x_mm):.0f}, {float(row.peak_y_mm):.0f}, {float(row.peak_z_mm):.0f})",
+            shares, row.crosses_territories,
+        ])  # fmt: skip
+    return rows
+
+
 def build_group_html(
     *,
     title: str,
@@ -258,7 +277,8 @@ def build_group_html(
     methods: str,
     maps: Sequence[MapFigure] = (),
     timecourse: Sequence[MapFigure] = (),
-    territories: Sequence[MapFigure] = (),
+    crossing: pd.DataFrame | None = None,
+    crossing_note: str = "",
     q_threshold: float = 0.05,
     paired_phases: tuple[str, str] = ("interictal", "ictal"),
 ) -> str:
@@ -274,7 +294,7 @@ def build_group_html(
         sections.append(("timecourse", "Time course across the attack"))
     if maps:
         sections.append(("maps", "Maps"))
-    if territories:
+    if crossing is not None:
         sections.append(("territories", "Patient sessions and arterial territories"))
     sections.append(("methods", "Methods"))
     return render(
@@ -290,7 +310,8 @@ def build_group_html(
         paired_phases=paired_phases,
         maps=list(maps),
         timecourse=list(timecourse),
-        territories=list(territories),
+        crossing_rows=[] if crossing is None else _crossing_rows(crossing),
+        crossing_note=crossing_note,
         methods_paragraphs=[p.strip() for p in str(methods).split("\n\n") if p.strip()],
     )
 
@@ -304,7 +325,8 @@ def write_group_report(
     methods: str,
     maps: Sequence[MapFigure] = (),
     timecourse: Sequence[MapFigure] = (),
-    territories: Sequence[MapFigure] = (),
+    crossing: pd.DataFrame | None = None,
+    crossing_note: str = "",
 ) -> None:
     """Write the group report, a self-contained HTML page.
 
@@ -327,8 +349,11 @@ def write_group_report(
         Map figures shown in order.
     timecourse : sequence of MapFigure, optional
         Time-course figures (:mod:`aslmig.reports.timecourse`).
-    territories : sequence of MapFigure, optional
-        Patient-session abnormality maps with territory outlines and their tables' figures.
+    crossing : pandas.DataFrame, optional
+        The territory-crossing table (``territories.tsv``,
+        :data:`aslmig.group.territories.CLUSTER_COLUMNS`): one row per patient-session cluster.
+    crossing_note : str, optional
+        How the clusters were found and the method's measured false-cluster and detection rates.
     """
     document = build_group_html(
         title=title,
@@ -337,6 +362,7 @@ def write_group_report(
         methods=methods,
         maps=maps,
         timecourse=timecourse,
-        territories=territories,
+        crossing=crossing,
+        crossing_note=crossing_note,
     )
     atomic_write(Path(path), lambda temporary: temporary.write_text(document, encoding="utf-8"))

@@ -16,7 +16,9 @@ from aslmig.group.territories import (
     HYPO,
     OUTSIDE,
     CrossingSettings,
+    ExtentCalibration,
     SessionCrossing,
+    _rotation_operators,
     calibrated_settings,
     crossing_table,
     find_clusters,
@@ -112,19 +114,61 @@ def test_grid_mismatch_is_refused():
         find_clusters(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), int), NAMES, AFFINE, 20)
 
 
-def test_leave_one_out_calibration_removes_the_controls_own_clusters():
-    rng = np.random.default_rng(3)
-    shape = (24, 24, 24)
+def _null_cohort(rng, shape, n_controls, noise):
     brain = np.ones(shape, bool)
-    noise = MapNoise(fwhm_mm=6.0)
-    controls = np.stack([subject_map(np.full(shape, 50.0), AFFINE, noise, rng, brain)
-                         for _ in range(8)])  # fmt: skip
+    maps = np.stack([subject_map(np.full(shape, 50.0), AFFINE, noise, rng, brain)
+                     for _ in range(n_controls + 1)])  # fmt: skip
+    return maps[0], maps[1:], brain
+
+
+def test_rotation_calibration_controls_the_false_cluster_rate_per_session():
+    """100 lesion-free patients, each with its own 8 controls, FWHM 6 mm, 19 rotations, 5 %.
+
+    Exact level 1/20 = 0.05: 100 sessions give 5 expected, P(>= 13) = 0.002 under it; without
+    the extent threshold (height p < 0.01 alone) nearly every session has a cluster, so the
+    test cannot pass without the calibration doing the work.
+    """
+    rng = np.random.default_rng(2026)
+    shape, noise = (20, 20, 20), MapNoise(fwhm_mm=6.0)
     labels = np.ones(shape, int)
-    settings, largest = calibrated_settings(controls, brain, labels, AFFINE)
-    assert largest > 0.0
-    assert settings.min_volume_ml == pytest.approx(max(1.0, largest + VOXEL_ML))
-    with pytest.raises(ValueError, match="at least 3 controls"):
-        calibrated_settings(controls[:2], brain, labels, AFFINE)
+    calibrated = uncalibrated = 0
+    for seed in range(100):
+        patient, controls, brain = _null_cohort(rng, shape, 8, noise)
+        calibration = ExtentCalibration(rotations=19, seed=seed)
+        settings, null = calibrated_settings(patient, controls, brain, AFFINE,
+                                             calibration=calibration)  # fmt: skip
+        assert settings.min_volume_ml == pytest.approx(null.max() + VOXEL_ML)
+        z = patient_zmap(patient, controls)
+        calibrated += bool(find_clusters(z, labels, {}, AFFINE, 7, settings).clusters)
+        everything = CrossingSettings(min_volume_ml=0.0)
+        uncalibrated += bool(find_clusters(z, labels, {}, AFFINE, 7, everything).clusters)
+    assert calibrated <= 12, calibrated
+    assert uncalibrated >= 90, uncalibrated
+
+
+def test_rotation_calibration_arguments_and_covariates():
+    assert ExtentCalibration().rank == 4
+    assert ExtentCalibration(rotations=19).rank == 0
+    with pytest.raises(ValueError, match="too few for alpha 0.05"):
+        ExtentCalibration(rotations=10)
+    rng = np.random.default_rng(5)
+    patient, controls, brain = _null_cohort(rng, (12, 12, 12), 3, MapNoise(fwhm_mm=6.0))
+    with pytest.raises(ValueError, match="at least 2 residual df"):
+        calibrated_settings(patient, controls, brain, AFFINE, control_covariates=[1.0, 2, 3],
+                            patient_covariates=[2.0])  # fmt: skip
+    patient, controls, brain = _null_cohort(rng, (12, 12, 12), 6, MapNoise(fwhm_mm=6.0))
+    ages = np.array([30.0, 35, 40, 45, 50, 55])
+    first, _ = calibrated_settings(patient, controls, brain, AFFINE, control_covariates=ages,
+                                   patient_covariates=[41.0])  # fmt: skip
+    again, _ = calibrated_settings(patient, controls, brain, AFFINE, control_covariates=ages,
+                                   patient_covariates=[41.0])  # fmt: skip
+    assert first == again and first.min_volume_ml > 0.0
+    design = np.column_stack([np.ones(7), np.r_[41.0, ages]])
+    numerator, spread = _rotation_operators(design, 4)
+    stacked = np.concatenate([patient[None], controls]).reshape(7, -1)
+    z = numerator @ stacked / np.sqrt(((spread @ stacked) ** 2).sum(axis=0))
+    expected = patient_zmap(patient, controls, ages[:, None], np.array([41.0]))
+    np.testing.assert_allclose(z, expected.ravel(), rtol=1e-10)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +193,7 @@ def test_simulated_one_and_two_territory_lesions_are_told_apart(posterior_left):
     """8 one-territory (PCA_L) and 8 PCA_L/MCA_L lesions, 10 mm, -50 % (CNR 3.3), 10 controls.
 
     Every lesion is detected and classified (the full-brain figures, by radius, are printed by
-    benchmarks/group_territories.py); no control-only clusters survive the calibration.
+    benchmarks/group_territories.py); the extent is calibrated per session by 19 rotations (5 %).
     """
     gm, wm, labels, names, affine = posterior_left
     rng = np.random.default_rng(16)
@@ -157,12 +201,13 @@ def test_simulated_one_and_two_territory_lesions_are_told_apart(posterior_left):
     brain = gm + wm >= 0.5
     baseline = baseline_cbf(gm, wm, noise)
     controls = np.stack([subject_map(baseline, affine, noise, rng, brain) for _ in range(10)])
-    settings, _ = calibrated_settings(controls, brain, labels, affine)
     outcomes = []
     for second in (None, "territory_MCA_L") * 8:
         lesion = draw_lesion(labels, names, "territory_PCA_L", second, 10.0, affine, rng)
         patient = subject_map(baseline, affine, noise, rng, brain)
         patient = np.where(lesion, 0.5 * patient, patient)
+        settings, _ = calibrated_settings(patient, controls, brain, affine,
+                                          calibration=ExtentCalibration(rotations=19))  # fmt: skip
         z = np.where(brain, patient_zmap(patient, controls), np.nan)
         found = find_clusters(z, labels, names, affine, 9, settings)
         outcomes.append((second is not None, found.crosses))

@@ -142,7 +142,8 @@ def test_small_designs_are_enumerated():
 
 def test_patient_clusters_and_territory_crossing_are_written(cohort, tmp_path):
     """Every patient session is listed; with three controls (t df 2: |z| > 6.96 at p 0.01) the
-    -20 % ictal drop (z about -2.5) forms no cluster, so crossing is n/a, not "no"."""
+    -20 % drop of the left half (3.3 SD of the white noise) in each ictal session is one hypo
+    cluster over both left territories (crosses); interictal sessions have none (n/a, not "no")."""
     import json
 
     output, values, _ = cohort
@@ -156,7 +157,14 @@ def test_patient_clusters_and_territory_crossing_are_written(cohort, tmp_path):
     sidecar = json.loads((tmp_path / "g" / "patients" /
                           "sub-mwa01_ses-2_space-MNI152NLin2009aSym_stat-z_statmap.json"
                           ).read_text())["TerritoryCrossing"]  # fmt: skip
-    assert sidecar["HeightP"] == 0.01 and sidecar["MinVolumeMl"] >= 1.0
+    assert sidecar["HeightP"] == 0.01 and sidecar["MinVolumeMl"] > 0.0
+    calibration = sidecar["ExtentCalibration"]
+    assert (calibration["FamilyWiseAlpha"], calibration["Rotations"]) == (0.05, 99)
     assert sidecar["HeightThresholdAbsZ"] == pytest.approx(6.9646, abs=1e-4)
-    assert sidecar["Crosses"] is None and sidecar["Clusters"] == []
-    assert (table["crosses_territories"] == "n/a").all()
+    assert sidecar["Crosses"] is True and sidecar["Territories"] == ["territory_A_L",
+                                                                     "territory_B_L"]
+    assert all(c["Direction"] == "hypo" and c["PeakMm"][0] < 0 for c in sidecar["Clusters"])
+    ictal = table["session_map"].str.endswith("ses-2")
+    assert (table.loc[ictal, "crosses_territories"] == "yes").all()
+    assert (table.loc[ictal, "direction"] == "hypo").all()
+    assert (table.loc[~ictal, "crosses_territories"] == "n/a").all()

@@ -247,3 +247,34 @@ def test_svg_plots_are_safe_and_deterministic():
     offsets = jitter(100)
     assert np.all((offsets >= -0.5) & (offsets < 0.5)) and np.unique(offsets).size == 100
     assert escape_text("\x1b[0m<b>") == "\\x1b[0m&lt;b&gt;"
+
+
+def test_territory_crossing_table_per_patient_session_cluster():
+    """One row per cluster (and one for a session without any), shares in percent, the crossing
+    cluster highlighted, the method note shown; no section without a table."""
+    from aslmig.group.territories import CLUSTER_COLUMNS
+
+    rows = [
+        ["sub-mwa01_ses-2", 1, "hypo", 312, 2.496, -5.123, -30.0, -88.0, 4.0,
+         "territory_PCA_L;territory_MCA_L", "yes",
+         "territory_PCA_L=0.562;territory_MCA_L=0.400;outside=0.038"],
+        ["sub-mwa01_ses-2", 2, "hyper", 150, 1.2, 4.5, 20.0, 10.0, 30.0,
+         "territory_MCA_R", "no", "territory_MCA_R=1.000"],
+        ["sub-<b>_ses-1", 0, "n/a", 0, 0.0, "", "", "", "", "", "n/a", ""],
+    ]  # fmt: skip
+    table = pd.DataFrame(rows, columns=list(CLUSTER_COLUMNS))
+    document = page(crossing=table, crossing_note="Rotation-calibrated extent, 5 %.")
+    checker = parse(document)
+    assert not checker.errors, checker.errors[:5]
+    section = document[document.index('id="territories"'):]
+    section = section[:section.index("</section>")]
+    cells = re.findall(r"<tr( class=\"sig\")?><td>(.*?)</td></tr>", section)
+    assert [(bool(sig), body.split("</td><td>")) for sig, body in cells] == [
+        (True, ["sub-mwa01_ses-2", "1", "hypo", "2.50", "-5.12", "(-30, -88, 4)",
+                "PCA_L 56%, MCA_L 40%, outside 4%", "yes"]),
+        (False, ["sub-mwa01_ses-2", "2", "hyper", "1.20", "4.50", "(20, 10, 30)",
+                 "MCA_R 100%", "no"]),
+        (False, ["sub-&lt;b&gt;_ses-1", "none", "", "", "", "", "", "n/a"]),
+    ]  # fmt: skip
+    assert "Rotation-calibrated extent, 5 %." in section
+    assert 'id="territories"' not in page()
