@@ -6,13 +6,14 @@ two (aura-like), in the territory pairs below, each patient compared with N_CONT
 controls (:func:`aslmig.group.voxelwise.patient_zmap`), the clusters found and classified by
 :func:`aslmig.group.territories.find_clusters` with the default settings and the extent
 calibrated per patient by the rotation test (:func:`calibrated_settings`, family-wise 5 %;
-99 rotations by default, 19 for a quicker run: the level is exact for both). Prints, per lesion radius: detection rate (a hypo cluster overlapping the
-lesion), the classification accuracy among detected lesions (crosses = two-territory truth),
-and the rate of lesion-free patients with any cluster, each with its own fresh control cohort,
-with a 95 % Wilson interval. Never asserts.
+99 rotations by default, 19 for a quicker run: the level is exact for both). Prints, per
+lesion radius: detection rate (a hypo cluster overlapping the lesion), the classification
+accuracy among detected lesions (crosses = two-territory truth), and the rate of lesion-free
+patients with any cluster, each with its own fresh control cohort, with a 95 % Wilson
+interval. Never asserts.
 
 Run: python benchmarks/group_territories.py [PATIENTS_PER_CELL] [N_CONTROLS] [NULL_COHORTS]
-[ROTATIONS]
+[ROTATIONS] [SEED]
 """
 
 import sys
@@ -57,14 +58,19 @@ def peak_voxel(cluster, affine) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.rint(index[:3]))
 
 
-def main(per_cell: int = 10, n_controls: int = 10, null_cohorts: int = 40,
-         rotations: int = 99) -> None:
+def main(
+    per_cell: int = 10,
+    n_controls: int = 10,
+    null_cohorts: int = 40,
+    rotations: int = 99,
+    seed: int = 2026,
+) -> None:
     anatomy = load_template_anatomy()
     noise = MapNoise()
     brain = anatomy.gm + anatomy.wm >= 0.5
     baseline = baseline_cbf(anatomy.gm, anatomy.wm, noise)
     labels, names = territory_image()
-    rng = np.random.default_rng(2026)
+    rng = np.random.default_rng(seed)
     df = n_controls - 1
 
     def cohort():
@@ -72,17 +78,25 @@ def main(per_cell: int = 10, n_controls: int = 10, null_cohorts: int = 40,
                          for _ in range(n_controls)])  # fmt: skip
 
     controls = cohort()
-    print(f"{n_controls} controls, CoV {noise.cov}, FWHM {noise.fwhm_mm} mm, effect {EFFECT} "
-          f"(CNR {abs(EFFECT) / noise.cov:.1f}); |z| > {CrossingSettings().height(df):.2f} "
-          f"(one-sided p < {CrossingSettings().height_p}, t df {df}), extent by rotation test ({rotations} rotations, 5 %)")
+    print(
+        f"{n_controls} controls, CoV {noise.cov}, FWHM {noise.fwhm_mm} mm, effect {EFFECT} "
+        f"(CNR {abs(EFFECT) / noise.cov:.1f}); |z| > {CrossingSettings().height(df):.2f} "
+        f"(one-sided p < {CrossingSettings().height_p}, t df {df}), extent by rotation test "
+        f"({rotations} rotations, 5 %)"
+    )
     extents = []
 
     def analyse(lesion, reference):
         patient = subject_map(baseline, anatomy.affine, noise, rng, brain)
         if lesion is not None:
             patient = np.where(lesion, patient * (1.0 + EFFECT), patient)
-        settings, _ = calibrated_settings(patient, reference, brain, anatomy.affine,
-                                          calibration=ExtentCalibration(rotations=rotations))
+        settings, _ = calibrated_settings(
+            patient,
+            reference,
+            brain,
+            anatomy.affine,
+            calibration=ExtentCalibration(rotations=rotations),
+        )
         extents.append(settings.min_volume_ml)
         z = np.where(brain, patient_zmap(patient, reference), np.nan)
         return find_clusters(z, labels, names, anatomy.affine, df, settings)
@@ -90,9 +104,11 @@ def main(per_cell: int = 10, n_controls: int = 10, null_cohorts: int = 40,
     started = time.perf_counter()
     null_hits = sum(bool(analyse(None, cohort()).clusters) for _ in range(null_cohorts))
     low, high = proportion_confint(null_hits, null_cohorts, method="wilson")
-    print(f"null: {null_hits}/{null_cohorts} lesion-free patients with any cluster "
-          f"= {null_hits / null_cohorts:.3f} (95 % CI {low:.3f}-{high:.3f}); extent "
-          f"median {np.median(extents):.2f} mL (range {min(extents):.2f}-{max(extents):.2f})")
+    print(
+        f"null: {null_hits}/{null_cohorts} lesion-free patients with any cluster "
+        f"= {null_hits / null_cohorts:.3f} (95 % CI {low:.3f}-{high:.3f}); extent "
+        f"median {np.median(extents):.2f} mL (range {min(extents):.2f}-{max(extents):.2f})"
+    )
     extents.clear()
     for radius in RADII_MM:
         detected = correct = total = volume = 0
@@ -106,18 +122,23 @@ def main(per_cell: int = 10, n_controls: int = 10, null_cohorts: int = 40,
                     volume += lesion.sum() * 0.008
                     found = analyse(lesion, controls)
                     near = ndimage.binary_dilation(lesion, iterations=2)
-                    hits = [c for c in found.clusters
-                            if c.direction == HYPO and near[peak_voxel(c, anatomy.affine)]]
+                    hits = [
+                        c
+                        for c in found.clusters
+                        if c.direction == HYPO and near[peak_voxel(c, anatomy.affine)]
+                    ]
                     if not hits:
                         continue
                     detected += 1
                     correct += any(c.crosses for c in hits) == (kind is not None)
-        print(f"radius {radius:4.1f} mm (mean lesion {volume / max(total, 1):5.2f} mL): "
-              f"detected {detected}/{total}, classified {correct}/{max(detected, 1)} "
-              f"= {correct / max(detected, 1):.2f}; extent median {np.median(extents):.2f} mL")
+        print(
+            f"radius {radius:4.1f} mm (mean lesion {volume / max(total, 1):5.2f} mL): "
+            f"detected {detected}/{total}, classified {correct}/{max(detected, 1)} "
+            f"= {correct / max(detected, 1):.2f}; extent median {np.median(extents):.2f} mL"
+        )
         extents.clear()  # fmt: skip
     print(f"{time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:5]))
+    main(*(int(a) for a in sys.argv[1:6]))

@@ -161,8 +161,10 @@ def test_patient_clusters_and_territory_crossing_are_written(cohort, tmp_path):
     calibration = sidecar["ExtentCalibration"]
     assert (calibration["FamilyWiseAlpha"], calibration["Rotations"]) == (0.05, 99)
     assert sidecar["HeightThresholdAbsZ"] == pytest.approx(6.9646, abs=1e-4)
-    assert sidecar["Crosses"] is True and sidecar["Territories"] == ["territory_A_L",
-                                                                     "territory_B_L"]
+    assert sidecar["Crosses"] is True and sidecar["Territories"] == [
+        "territory_A_L",
+        "territory_B_L",
+    ]
     assert all(c["Direction"] == "hypo" and c["PeakMm"][0] < 0 for c in sidecar["Clusters"])
     ictal = table["session_map"].str.endswith("ses-2")
     assert (table.loc[ictal, "crosses_territories"] == "yes").all()

@@ -266,8 +266,8 @@ def test_territory_crossing_table_per_patient_session_cluster():
     document = page(crossing=table, crossing_note="Rotation-calibrated extent, 5 %.")
     checker = parse(document)
     assert not checker.errors, checker.errors[:5]
-    section = document[document.index('id="territories"'):]
-    section = section[:section.index("</section>")]
+    section = document[document.index('id="territories"') :]
+    section = section[: section.index("</section>")]
     cells = re.findall(r"<tr( class=\"sig\")?><td>(.*?)</td></tr>", section)
     assert [(bool(sig), body.split("</td><td>")) for sig, body in cells] == [
         (True, ["sub-mwa01_ses-2", "1", "hypo", "2.50", "-5.12", "(-30, -88, 4)",
