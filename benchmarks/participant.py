@@ -58,9 +58,11 @@ def build_dataset(root: Path) -> None:
 
 
 STAGES = {
+    "prepare_t1w": "anatomy: crop to the head, 2 mm working grid, N4",
     "n4_bias_correct": "anatomy: N4",
     "brain_extraction": "anatomy: brain extraction + T1w->template (affine+SyN)",
     "segment_tissues": "anatomy: tissue segmentation",
+    "brain_mask_check": "anatomy: brain mask plausibility check",
     "preprocess": "ASL: motion correction, reference, mask",
     "asl_to_t1w": "ASL: ASL->T1w registration",
     "quantify": "ASL: CBF quantification",
@@ -76,6 +78,8 @@ def stage_of(node_name: str) -> str:
             return stage
     if "to_asl" in node_name or "to_anat" in node_name or "to_template" in node_name:
         return "ASL: resampling (tissue maps, template space)"
+    if node_name.endswith("_to_t1w"):
+        return "anatomy: tissue maps onto the original T1w grid"
     return "outputs and bookkeeping"
 
 

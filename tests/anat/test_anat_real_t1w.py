@@ -87,6 +87,24 @@ def test_crop_finds_the_top_of_the_head_whatever_the_storage(real, tmp_path, sto
     np.testing.assert_allclose(cropped.affine[:3, :3], image.affine[:3, :3], atol=1e-6)
 
 
+def test_a_head_without_neck_keeps_its_field_of_view(real, tmp_path):
+    """The real head cut 150 mm below its top: nothing to remove, so nothing is trimmed."""
+    reference = crop_to_head(T1W, tmp_path / "reference.nii.gz")
+    axis, sign = superior_axis(real.affine)
+    slab = [slice(None)] * 3
+    kept = int(round(150.0 / 2.0))
+    top = reference.stop[axis]
+    slab[axis] = (
+        slice(top - kept, top)
+        if sign > 0
+        else slice(reference.start[axis], reference.start[axis] + kept)
+    )
+    short = real.slicer[tuple(slab)]
+    crop = crop_to_head(_store(short, tmp_path / "short.nii.gz"), tmp_path / "crop.nii.gz")
+    assert crop.removed_mm == 0.0
+    assert nb.load(str(crop.cropped)).shape == short.shape
+
+
 def test_skull_detection(real, tmp_path):
     assert not looks_skull_stripped(T1W)
     data = np.asanyarray(real.dataobj).copy()
