@@ -20,6 +20,7 @@ import numpy as np
 from aslmig.cbf.constants import GM_WM_FLOW_RATIO, QuantificationConstants
 from aslmig.cbf.kinetic import KineticSettings
 from aslmig.cbf.kinetic_fit import (
+    ARTERIAL_SELECTION_ALPHA,
     ArrivalPriors,
     FitBounds,
     FitOptions,
@@ -231,6 +232,7 @@ def fit_multi_delay(
     bounds: FitBounds | None = None,
     options: FitOptions | None = None,
     fill_value: float = 0.0,
+    noise_variance: float | None = None,
 ) -> MultiDelayFit:
     """Fit CBF and ATT (and optionally an arterial component) to multi-delay ASL.
 
@@ -277,6 +279,11 @@ def fit_multi_delay(
         Iteration and threading options.
     fill_value : float
         Value outside the mask.
+    noise_variance : float, optional
+        Variance of one ΔM volume when known from elsewhere (e.g. a simulation); default the
+        median over the mask of the repeat-to-repeat variance, or none without repeats (then
+        the arrival priors are not used and the arterial model choice uses each voxel's
+        residual variance).
 
     Returns
     -------
@@ -304,7 +311,11 @@ def fit_multi_delay(
         )
     m0_vox = m0_map[valid]
     ratio = mean_dm[valid] / m0_vox[:, None]
-    noise = None if variance is None else np.median(variance[valid]) / m0_vox**2
+    noise_source = "given noise_variance"
+    if noise_variance is None and variance is not None:
+        noise_variance = float(np.median(variance[valid]))
+        noise_source = "median repeat-to-repeat variance of one ΔM volume over the mask"
+    noise = None if noise_variance is None else noise_variance / m0_vox**2
     delays = unique_plds
     if slice_timing is not None:
         per_slice = effective_delays(
@@ -327,7 +338,7 @@ def fit_multi_delay(
     fitted = np.isfinite(result.params[:, 0])
     rmse = np.sqrt(result.sse / counts.sum()) * m0_vox
     replicates = None
-    if noise is not None:
+    if variance is not None and noise is not None:
         repeats = repeats_by_delay(deltam[valid] / m0_vox[:, None], pld_values, taus)
         replicates = leave_one_out_cbf(
             result, repeats, delays, unique_taus, settings, weights=counts,
@@ -348,6 +359,9 @@ def fit_multi_delay(
         "bolus_duration_s": [float(v) for v in unique_taus],
         "repeats_per_delay": [int(c) for c in counts],
         "arterial_component": arterial,
+        "arterial_selection": _arterial_selection(result.params, fitted, noise_source, noise)
+        if arterial
+        else None,
         "arterial_dispersion_sd_s": arterial_dispersion_sd if arterial else None,
         "arrival_priors": None if priors is None or noise is None else priors.to_dict(),
         "slice_timing_applied": slice_timing is not None,
@@ -374,6 +388,27 @@ def fit_multi_delay(
         att_arterial=to_map(result.params[:, 3]) if arterial else None,
         provenance=provenance,
     )
+
+
+def _arterial_selection(
+    params: np.ndarray,
+    fitted: np.ndarray,
+    noise_source: str,
+    noise: np.ndarray | None,
+) -> dict[str, object]:
+    """Provenance of the per-voxel choice between the tissue-only and the arterial model."""
+    n_fitted = int(fitted.sum())
+    n_selected = int((params[fitted, 2] > 0).sum())
+    if noise is None:
+        noise_source = "none (no repeats): each voxel's arterial-fit residual variance"
+    return {
+        "criterion": "F-test of the nested models: keep the arterial fit where "
+        "(SSE_tissue - SSE_arterial)/2/sigma^2 > the F(2, dof) quantile at level "
+        f"{ARTERIAL_SELECTION_ALPHA}",
+        "noise_estimate": noise_source,
+        "n_voxels_selected": n_selected,
+        "fraction_selected": n_selected / n_fitted if n_fitted else 0.0,
+    }
 
 
 def _describe_t1(

@@ -43,6 +43,8 @@ class QuantifyOptions:
     arterial : bool
         Multi-delay: fit the arterial component (see
         :func:`aslmig.cbf.acquisition.arterial_component`).
+    arterial_reason : str
+        Why (the decision's reason), written to the provenance.
     arrival_priors : bool
         Multi-delay: BASIL's arrival-time priors, weighted by each voxel's repeat noise.
     """
@@ -53,6 +55,7 @@ class QuantifyOptions:
     multi_delay_model: str = "full"
     min_m0_fraction: float = 0.25
     arterial: bool = False
+    arterial_reason: str = ""
     arrival_priors: bool = True
 
 
@@ -230,6 +233,8 @@ def _multi_delay(
         **timing,
     )
     fit.provenance["tissue_t1"] = t1_note
+    if options.arterial_reason:
+        fit.provenance["arterial_component_reason"] = options.arterial_reason
     maps = {"cbf": fit.cbf, "att": fit.att, "r2": fit.r2}
     if fit.abv is not None:
         maps["abv"] = fit.abv

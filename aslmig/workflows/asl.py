@@ -120,6 +120,7 @@ def init_asl_wf(
                 m0_scale=config.physics.m0_scale,
                 m0_smoothing_fwhm_mm=config.physics.m0_smoothing_fwhm_mm,
                 arterial=plan.arterial.enabled,
+                arterial_reason=plan.arterial.reason,
             ),
             warnings=list(plan.warning_messages),
         ),

@@ -40,12 +40,12 @@ PASL = replace(
 O2019_PLDS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
-def _multi_delay(plds=O2019_PLDS, **changes):
-    types = ("label", "control") * len(plds)
+def _multi_delay(plds=O2019_PLDS, repeats=2, **changes):
+    types = ("label", "control") * len(plds) * repeats
     return replace(
         PCASL,
         volume_types=types,
-        post_labeling_delay=tuple(np.repeat(plds, 2)),
+        post_labeling_delay=tuple(np.repeat(plds, 2 * repeats)),
         labeling_duration=(1.8,) * len(types),
         repetition_time_preparation=(4.0,) * len(types),
         **changes,
@@ -101,6 +101,8 @@ def test_scanner_cbf_maps_are_not_judged():
         (_multi_delay((1.5, 2.0, 2.5, 3.0)), "auto", False, "past the arterial arrival"),
         (_multi_delay((1.5, 2.0, 2.5, 3.0)), "on", True, "on (configuration)"),
         (_multi_delay(), "off", False, "off (configuration)"),
+        (_multi_delay(repeats=1), "auto", False, "no delay is repeated"),
+        (_multi_delay(repeats=1), "on", True, "on (configuration)"),
         (_multi_delay((0.25, 0.5, 1.0)), "on", False, "3 distinct delays cannot"),
         (PCASL, "on", False, "single delay"),
     ],
@@ -115,7 +117,7 @@ def test_arterial_decision_for_pasl_uses_the_time_after_the_bolus():
                    labeling_duration=None, bolus_cutoff_delay_time=(0.8,),
                    bolus_cutoff_technique="Q2TIPS")  # fmt: skip
     assert arterial_component(pasl).enabled  # 1.0 - 0.8 = 0.2 s < 0.4 s
-    later = replace(pasl, post_labeling_delay=tuple(np.repeat((1.4, 1.8, 2.2, 2.6), 2)))
+    later = replace(pasl, post_labeling_delay=tuple(np.repeat((1.4, 1.8, 2.2, 2.6), 4)))
     assert not arterial_component(later).enabled
 
 
@@ -145,7 +147,7 @@ def test_quipss_i_quantification_is_exact():
 
 
 def test_multi_delay_quipss_i_is_refused():
-    quipss = replace(_multi_delay((1.0, 1.5, 2.0, 2.5)), labeling_type="PASL",
+    quipss = replace(_multi_delay((1.0, 1.5, 2.0, 2.5), repeats=1), labeling_type="PASL",
                      labeling_duration=None, bolus_cutoff_delay_time=(0.7,),
                      bolus_cutoff_technique="QUIPSS")  # fmt: skip
     data = np.full((2, 2, 2, 8), 500.0)

@@ -92,16 +92,13 @@ def processed(tmp_path_factory):
             folder = crop_to_slab(folder, root / "slab", SLAB_BOTTOM_MM)
         asldro_to_bids(folder, bids, subject=subject, t1w=t1w if with_t1w else None)
     output = root / "out"
-    # asldro simulates no macrovascular signal, so the tissue-only model is the truth here, and
-    # its data are noise-free. The automatic default would add the arterial component (short
-    # first PLD, no vascular crushing); its F-test weighs the component's improvement against
-    # its own residual, so where one tissue curve misfits a partial-volume mixture (GM 0.8 s +
-    # WM 1.2 s) the component absorbs the misfit: kept in 6.5 % of brain voxels, native GM ATT
-    # 0.829 s instead of 0.80 (with the earlier BIC rule: 46 % of deep GM voxels, 0.90 s).
+    # asldro simulates no macrovascular signal and its multi-delay series has one pair per PLD:
+    # the automatic rule keeps the arterial component off there (no repeats, so no noise
+    # estimate but the arterial fit's own residual, which a partial-volume misfit passes: with
+    # the component, 6.5 % of brain voxels kept it and native GM ATT read 0.829 s, truth 0.80)
     status = main(
-        [str(bids), str(output), "participant", "-w", str(root / "work"), "--nprocs", "2",
-         "--arterial-component", "off"]
-    )  # fmt: skip
+        [str(bids), str(output), "participant", "-w", str(root / "work"), "--nprocs", "2"]
+    )
     assert status == 0
     return bids, output
 
