@@ -315,6 +315,8 @@ def fit_multi_delay(
     if noise_variance is None and variance is not None:
         noise_variance = float(np.median(variance[valid]))
         noise_source = "median repeat-to-repeat variance of one ΔM volume over the mask"
+    elif noise_variance is None:
+        noise_source = "none (no repeats): each voxel's arterial-fit residual variance"
     noise = None if noise_variance is None else noise_variance / m0_vox**2
     delays = unique_plds
     if slice_timing is not None:
@@ -359,7 +361,7 @@ def fit_multi_delay(
         "bolus_duration_s": [float(v) for v in unique_taus],
         "repeats_per_delay": [int(c) for c in counts],
         "arterial_component": arterial,
-        "arterial_selection": _arterial_selection(result.params, fitted, noise_source, noise)
+        "arterial_selection": _arterial_selection(result.params, fitted, noise_source)
         if arterial
         else None,
         "arterial_dispersion_sd_s": arterial_dispersion_sd if arterial else None,
@@ -394,13 +396,10 @@ def _arterial_selection(
     params: np.ndarray,
     fitted: np.ndarray,
     noise_source: str,
-    noise: np.ndarray | None,
 ) -> dict[str, object]:
     """Provenance of the per-voxel choice between the tissue-only and the arterial model."""
     n_fitted = int(fitted.sum())
     n_selected = int((params[fitted, 2] > 0).sum())
-    if noise is None:
-        noise_source = "none (no repeats): each voxel's arterial-fit residual variance"
     return {
         "criterion": "F-test of the nested models: keep the arterial fit where "
         "(SSE_tissue - SSE_arterial)/2/sigma^2 > the F(2, dof) quantile at level "
