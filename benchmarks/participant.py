@@ -3,7 +3,7 @@
 Data: a 1 mm T1w (182 x 218 x 182) and a 3D PCASL series of 64 x 64 x 24 voxels with a
 separate M0 and 10 control/label pairs, both made from the bundled template's tissue maps
 (tools/make_example_dataset.py's forward model). Needs ``psutil`` for nipype's resource
-monitor (``pip install psutil``); without it, memory is reported as n/a.
+monitor (``pip install "aslmig[bench]"``); without it, memory is reported as n/a.
 
 Run: ``python benchmarks/participant.py``. Prints figures; never fails on a number.
 """
