@@ -7,6 +7,7 @@ the field and says what would fix it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,11 +112,17 @@ class AslMetadata:
 
 @dataclass(frozen=True)
 class M0Metadata:
-    """Validated description of a separate M0 image."""
+    """Validated description of a separate M0 image.
+
+    ``sidecar`` (the merged raw metadata, e.g. for vendor scaling fields) and
+    ``sidecar_name`` (its dataset-relative name, for messages) are kept as read.
+    """
 
     repetition_time_preparation: tuple[float, ...]
     echo_time: float | None
     image_shape: tuple[int, ...]
+    sidecar: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    sidecar_name: str = ""
 
     @property
     def n_volumes(self) -> int:
@@ -591,4 +598,6 @@ def parse_m0_metadata(
         repetition_time_preparation=tr_prep,
         echo_time=fields.number("EchoTime", required=False),
         image_shape=tuple(image_shape),
+        sidecar=sidecar,
+        sidecar_name=sidecar_name,
     )

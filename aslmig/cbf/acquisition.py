@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from aslmig.cbf.constants import WHITE_PAPER
+from aslmig.cbf.vendor_scaling import VendorScaling
 
 SIGNAL_VOLUME_TYPES = ("control", "label", "deltam", "cbf")
 #: White-paper recommendations (Alsop 2015, Table 1): PCASL/CASL labeling duration 1.8 s;
@@ -76,6 +77,9 @@ class Acquisition:
         ``VascularCrushing``.
     m0_repetition_time_preparation : tuple of float or None
         TR of a separate M0 scan's volumes.
+    scaling : VendorScaling
+        Vendor scale factors of the series and of its separate M0 scan
+        (:func:`aslmig.cbf.vendor_scaling.vendor_scaling`).
     """
 
     labeling_type: str
@@ -94,6 +98,7 @@ class Acquisition:
     labeling_efficiency: float | None = None
     vascular_crushing: bool | None = None
     m0_repetition_time_preparation: tuple[float, ...] | None = None
+    scaling: VendorScaling = VendorScaling()
 
     @property
     def signal_plds(self) -> tuple[float, ...]:

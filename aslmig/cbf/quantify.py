@@ -342,13 +342,19 @@ def quantify_series(
     """
     options, tissues = options or QuantifyOptions(), tissues or TissueMaps()
     data = data[..., np.newaxis] if data.ndim == 3 else data
+    data = data * acquisition.scaling.volume_factors(acquisition.volume_types)
+    if separate_m0 is not None:
+        separate_m0 = separate_m0 * acquisition.scaling.m0_factor
     constants = resolve_acquisition_constants(acquisition, overrides)
     split = split_asl_series(data, acquisition.volume_types,
                              plds=acquisition.post_labeling_delay,
                              labeling_durations=acquisition.labeling_duration)  # fmt: skip
     if split.deltam is None:
         cbf = split.cbf.mean(axis=-1) if split.cbf.ndim == 4 else split.cbf
-        provenance = {"model": "scanner CBF maps passed through (mean)"}
+        provenance = {
+            "model": "scanner CBF maps passed through (mean)",
+            "scaling": acquisition.scaling.to_dict(),
+        }
         return Quantification({"cbf": np.where(mask, cbf, 0.0)}, provenance)
     m0_volumes, m0_tr = _m0_volumes(acquisition, split.m0scan, separate_m0)
     m0, m0_info = calibrate_m0(
@@ -370,6 +376,7 @@ def quantify_series(
     result = engine(split, m0, acquisition, constants, tissues, timing, options)
     result.maps["deltam"] = split.deltam.mean(axis=-1)
     result.provenance["m0"] = m0_info
+    result.provenance["scaling"] = acquisition.scaling.to_dict()
     result.provenance["options"] = asdict(options)
     result.provenance["acquisition_warnings"] = list(warnings)
     return result

@@ -67,9 +67,12 @@ def delays(metadata: AslMetadata) -> str:
 
 
 def quantification_lines(plan: QuantificationPlan) -> list[tuple[str, str]]:
-    """Plan lines of the quantification decisions: arterial component, QUIPSS I, warnings."""
+    """Plan lines of the decisions: vendor scaling, arterial component, QUIPSS I, warnings."""
     acquisition = plan.acquisition
-    lines = []
+    conventions = [
+        f"{name}: {image.rule}" for name, image in acquisition.scaling.images if image.vendor
+    ]
+    lines = [("scaling" if number == 0 else "", text) for number, text in enumerate(conventions)]
     if acquisition.is_multi_delay:
         lines.append(("arterial", plan.arterial.reason))
     elif acquisition.labeling_type == "PASL" and acquisition.bolus_cutoff_technique == "QUIPSS":

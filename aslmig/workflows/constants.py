@@ -24,6 +24,7 @@ from aslmig.cbf.acquisition import (
 )
 from aslmig.cbf.constants import QuantificationConstants
 from aslmig.cbf.quantify import resolve_acquisition_constants
+from aslmig.cbf.vendor_scaling import ScalingFieldError, VendorScaling, vendor_scaling
 from aslmig.config import PhysicsConfig
 from aslmig.errors import InputError
 
@@ -39,7 +40,12 @@ def acquisition_of(run: AslRun) -> Acquisition:
     Returns
     -------
     Acquisition
-        Timing, M0 source and labeling of the series.
+        Timing, M0 source, labeling and vendor scaling of the series.
+
+    Raises
+    ------
+    InputError
+        When a vendor scaling convention needs a sidecar field that is missing.
     """
     meta = run.metadata
     return Acquisition(
@@ -63,7 +69,40 @@ def acquisition_of(run: AslRun) -> Acquisition:
         m0_repetition_time_preparation=(
             run.m0_metadata.repetition_time_preparation if run.m0_metadata else None
         ),
+        scaling=scaling_of(run),
     )
+
+
+def scaling_of(run: AslRun) -> VendorScaling:
+    """Return the vendor scaling of a run's ASL series and separate M0 scan.
+
+    Parameters
+    ----------
+    run : AslRun
+        A validated run.
+
+    Returns
+    -------
+    VendorScaling
+        See :func:`aslmig.cbf.vendor_scaling.vendor_scaling`.
+
+    Raises
+    ------
+    InputError
+        Naming the sidecar, the field, its value and the fix.
+    """
+    m0 = run.m0_metadata
+    try:
+        return vendor_scaling(
+            run.sidecar,
+            run.metadata.volume_types,
+            run.metadata.total_acquired_pairs,
+            m0.sidecar if m0 is not None else None,
+        )
+    except ScalingFieldError as error:
+        asl_name = relative_name(run.sidecar_files[-1], run.dataset_root)
+        name = m0.sidecar_name if error.image == "m0" and m0 is not None else asl_name
+        raise InputError(name, error.problem, error.fix) from None
 
 
 def has_repetitions(acquisition: Acquisition) -> bool:
