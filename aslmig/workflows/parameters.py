@@ -11,6 +11,7 @@ import numpy as np
 from aslmig.__about__ import __version__
 from aslmig.atlas.templates import TemplateFiles
 from aslmig.bids.layout import AslRun
+from aslmig.cbf.vendor_scaling import VendorScaling
 from aslmig.config import RunConfig
 from aslmig.reports.boilerplate import MethodsParameters
 from aslmig.workflows.constants import QuantificationPlan, constants_for, plan_quantification
@@ -53,13 +54,21 @@ def model_details(plan: QuantificationPlan, has_anat: bool) -> str:
     return text
 
 
-def _m0_description(run: AslRun) -> str:
+def _m0_description(run: AslRun, scaling: VendorScaling) -> str:
     descriptions = {
         "Separate": "M0 was the separate M0 scan, realigned to the ASL series",
         "Included": "M0 was the mean of the m0scan volumes of the series",
         "Estimate": "M0 was the scalar M0Estimate of the sidecar",
     }
-    return descriptions.get(run.metadata.m0_type, "no M0 was needed (scanner CBF maps)")
+    text = descriptions.get(run.metadata.m0_type, "no M0 was needed (scanner CBF maps)")
+    rescaled = [
+        f"{name}: {image.rule}"
+        for name, image in scaling.images
+        if image.factor != 1.0 or image.deltam_factor != 1.0
+    ]
+    if rescaled:
+        text += f". Stored values were rescaled by the vendor convention ({'; '.join(rescaled)})"
+    return text
 
 
 def _software_versions() -> dict[str, str]:
@@ -109,6 +118,7 @@ def methods_parameters(
         else set()
     )
     cutoff = meta.bolus_cutoff_delay_time
+    plan = plan_quantification(run, config.physics)
     return MethodsParameters(
         labeling_type=meta.labeling_type,
         field_strength_t=meta.magnetic_field_strength,
@@ -124,9 +134,9 @@ def methods_parameters(
         background_suppression=meta.background_suppression,
         background_suppression_pulses=meta.background_suppression_pulses,
         m0_type=meta.m0_type,
-        m0_description=_m0_description(run),
+        m0_description=_m0_description(run, plan.acquisition.scaling),
         model="general kinetic model" if meta.is_multi_delay else "white paper single-delay",
-        model_details=model_details(plan_quantification(run, config.physics), has_anat),
+        model_details=model_details(plan, has_anat),
         constants=constants_for(run, config.physics).to_dict(),
         motion_correction=MOTION_CORRECTION,
         template_space=template.space,

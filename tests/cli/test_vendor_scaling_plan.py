@@ -8,7 +8,10 @@ from pathlib import Path
 
 from builders import tree_digest
 
-from aslmig.cli.run import main
+from aslmig.atlas.templates import resolve_template
+from aslmig.cli.parser import build_parser
+from aslmig.cli.run import collect, config_from_args, main
+from aslmig.workflows.parameters import methods_parameters
 
 PHILIPS_DISPLAY = {"UsePhilipsFloatNotDisplayScaling": 0, "PhilipsRescaleIntercept": 0}
 
@@ -76,3 +79,22 @@ def test_missing_ge_release_is_refused(example, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "sub-Sub103_asl.json: SoftwareVersions is missing; GE deltam volumes" in err
+
+
+def test_methods_paragraph_states_the_rescaling(example, tmp_path):
+    root, _, _ = _philips(example)
+    arguments = [str(root), str(tmp_path / "out"), "participant"]
+    config = config_from_args(build_parser().parse_args(arguments))
+    (run,) = collect(config)
+    parameters = methods_parameters(run, config, resolve_template(), has_anat=True)
+    assert parameters.m0_description.startswith("M0 was the separate M0 scan")
+    assert "Stored values were rescaled by the vendor convention (ASL series: Philips" in (
+        parameters.m0_description
+    )
+    assert "separate M0 scan: Philips display values" in parameters.m0_description
+    siemens = example("asl005")
+    arguments = [str(siemens), str(tmp_path / "o"), "participant"]
+    config = config_from_args(build_parser().parse_args(arguments))
+    (run,) = collect(config)
+    methods = methods_parameters(run, config, resolve_template(), has_anat=True)
+    assert "rescaled" not in methods.m0_description
