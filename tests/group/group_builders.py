@@ -158,6 +158,32 @@ def build_cohort(
     return bids, out
 
 
+def write_simulated_cohort(values, root: Path) -> tuple[Path, Path]:
+    """Write a cohort of :func:`aslmig.sim.roitable.simulate_roi_values` as group-level input.
+
+    Labels (``participants.tsv`` with the typical aura side, ``sessions.tsv`` with the phase
+    and hours since the attack onset) and one template-space ROI table per session (``rcbf``
+    and the asymmetry indices derived from the regional means, as the participant level does).
+    Returns ``(bids_dir, output_dir)``.
+    """
+    bids, out = root / "bids", root / "out"
+    units = values.drop_duplicates(["subject", "session"])
+    people = units.drop_duplicates("subject")
+    sides = {"L": "left", "R": "right"}
+    write_tsv(bids / "participants.tsv",
+              ["participant_id", "group", "age", "sex", "aura_side_typical"],
+              [[f"sub-{p.subject}", p.group, int(p.age), p.sex, sides.get(p.aura_side)]
+               for p in people.itertuples()])  # fmt: skip
+    for subject, rows in units.groupby("subject"):
+        write_tsv(bids / f"sub-{subject}" / f"sub-{subject}_sessions.tsv",
+                  ["session_id", "migraine_phase", "hours_since_attack_onset"],
+                  [[f"ses-{r.session}", r.phase, None if np.isnan(r.hours_since_onset)
+                    else r.hours_since_onset] for r in rows.itertuples()])  # fmt: skip
+    for (subject, session), rows in values.groupby(["subject", "session"]):
+        write_roi_table(out, subject, session, dict(zip(rows["roi"], rows["value"], strict=True)))
+    return bids, out
+
+
 def checksums(folder: Path) -> dict[str, str]:
     return {
         path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()

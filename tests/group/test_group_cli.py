@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from group_builders import build_cohort, checksums, write_roi_table, write_tsv
@@ -391,7 +390,7 @@ def test_seed_zero_is_accepted(cohort, tmp_path):
 
 def test_time_course_from_timed_sessions_is_modelled_written_and_drawn(tmp_path):
     """ROI tables of a simulated biphasic cohort (aslmig.sim.roitable) through the CLI."""
-    from group_builders import ROIS
+    from group_builders import ROIS, write_simulated_cohort
 
     from aslmig.sim.roitable import simulate_roi_values
     from aslmig.sim.spec import CohortSpec, parse_effect
@@ -403,18 +402,7 @@ def test_time_course_from_timed_sessions_is_modelled_written_and_drawn(tmp_path)
         seed=11,
     )
     values = simulate_roi_values(spec, ROIS, measurement_sd=0.05)
-    bids, out = tmp_path / "bids", tmp_path / "out"
-    units = values.drop_duplicates(["subject", "session"])
-    people = units.drop_duplicates("subject")
-    write_tsv(bids / "participants.tsv", ["participant_id", "group", "age", "sex"],
-              [[f"sub-{p.subject}", p.group, int(p.age), p.sex] for p in people.itertuples()])
-    for subject, rows in units.groupby("subject"):
-        write_tsv(bids / f"sub-{subject}" / f"sub-{subject}_sessions.tsv",
-                  ["session_id", "migraine_phase", "hours_since_attack_onset"],
-                  [[f"ses-{r.session}", r.phase, None if np.isnan(r.hours_since_onset)
-                    else r.hours_since_onset] for r in rows.itertuples()])
-    for (subject, session), rows in values.groupby(["subject", "session"]):
-        write_roi_table(out, subject, session, dict(zip(rows["roi"], rows["value"], strict=True)))
+    bids, out = write_simulated_cohort(values, tmp_path)
     assert run(bids, out, "--no-voxelwise") == 0
     folder = out / "group" / "default"
     statistics = pd.read_csv(folder / "roi_statistics.tsv", sep="\t", keep_default_na=False)
