@@ -36,6 +36,9 @@ class _SummaryInputSpec(BaseInterfaceInputSpec):
     cbf_std = File(exists=True, desc="template-space CBF (background of the region outlines)")
     region_tables = InputMultiObject(File(exists=True), desc="template-space regional tables")
     region_atlas = traits.Str(desc="label image of the first atlas (for the outlines)")
+    reference = File(exists=True, mandatory=True, desc="ASL reference (under the tissue borders)")
+    gm = File(exists=True, mandatory=True, desc="grey-matter probability on the ASL grid")
+    wm = File(exists=True, mandatory=True, desc="white-matter probability on the ASL grid")
 
 
 class _SummaryOutputSpec(TraitedSpec):

@@ -392,18 +392,32 @@ def _is_binary(volume: np.ndarray) -> bool:
     return values.size <= 2 and bool(np.all(np.isin(values, (0, 1))))
 
 
+def _inner_boundary(inside: np.ndarray, frame: bool = True) -> np.ndarray:
+    """Return the pixels of a binary picture with a 4-neighbour outside it.
+
+    With ``frame=False`` the picture's own border does not count as outside (a region cut by
+    the field of view is not outlined along the cut).
+    """
+    cross = ndimage.generate_binary_structure(2, 1)
+    eroded = ndimage.binary_erosion(inside, structure=cross, border_value=0 if frame else 1)
+    return inside & ~eroded
+
+
 def _mask_edges(plane: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
     """Return the one-pixel inner boundary of an upsampled binary slice."""
-    inside = _upsample(np.nan_to_num(plane) > 0, *factors)
-    cross = ndimage.generate_binary_structure(2, 1)
-    return inside & ~ndimage.binary_erosion(inside, structure=cross, border_value=0)
+    return _inner_boundary(_upsample(np.nan_to_num(plane) > 0, *factors))
+
+
+def _linear_upsample(plane: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
+    """Return a slice linearly interpolated onto the display pixels (centres aligned)."""
+    return ndimage.zoom(
+        np.nan_to_num(plane.astype(float)), factors, order=1, grid_mode=True, mode="nearest"
+    )
 
 
 def _gradient_magnitude(plane: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
     """Return the Sobel gradient magnitude of a linearly upsampled slice."""
-    smooth = ndimage.zoom(
-        np.nan_to_num(plane.astype(float)), factors, order=1, grid_mode=True, mode="nearest"
-    )
+    smooth = _linear_upsample(plane, factors)
     return np.hypot(ndimage.sobel(smooth, axis=0), ndimage.sobel(smooth, axis=1))
 
 
@@ -487,6 +501,101 @@ def edge_overlay(
     for index, edge in zip(chosen, edge_maps, strict=True):
         tile = _upsample(apply_cmap(oriented_slice(back, index, axis), low, high, "grey"), *factors)
         tile[edge] = color
+        tiles.append(tile)
+    canvas = _tile(tiles, ncols)
+    if annotate:
+        _annotate(canvas, tiles[0].shape, axis)
+    return canvas
+
+
+def contour_pixels(plane: np.ndarray, level: float, factors: tuple[int, int]) -> np.ndarray:
+    """Return the display pixels of the ``level`` iso-line of a slice.
+
+    The slice is linearly interpolated onto the display pixels (the interpolant whose
+    iso-lines marching squares would trace) and the one-pixel inner boundary of
+    ``value >= level`` is the line; so the line moves smoothly, by fractions of a voxel, as the
+    map moves, unlike the blocky outline of the voxels above the level. A map cut by the field
+    of view is not outlined along the cut.
+
+    Parameters
+    ----------
+    plane : ndarray, 2-D
+        A displayed slice (:func:`oriented_slice`), e.g. a tissue probability map.
+    level : float
+        Iso-value (0.5 for the border of a tissue probability map).
+    factors : tuple of int
+        Display pixels per voxel (rows, columns), :func:`pixel_factors`.
+
+    Returns
+    -------
+    ndarray of bool
+        The line's pixels, shape ``(rows * factors[0], columns * factors[1])``.
+    """
+    return _inner_boundary(_linear_upsample(plane, factors) >= level, frame=False)
+
+
+def contour_overlay(
+    background: ArrayLike,
+    boundaries: Sequence[tuple[ArrayLike, tuple[int, int, int]]],
+    n_slices: int = 6,
+    axis: int = 2,
+    *,
+    level: float = 0.5,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    mask: ArrayLike | None = None,
+    slices: Sequence[int] | None = None,
+    ncols: int | None = None,
+    zoom: int | None = None,
+    voxel_size: Sequence[float] | None = None,
+    annotate: bool = True,
+) -> np.ndarray:
+    """Draw iso-lines of maps (e.g. tissue borders) in colour over an image in grey.
+
+    The registration check of the participant report, in the manner of the nipreps reports'
+    anatomical contours over the functional reference: tissue probability maps carried onto
+    the ASL grid by the registration are outlined at ``level`` over the ASL reference or the
+    CBF map; a misregistration shows as lines that cut across the image's own edges.
+
+    Parameters
+    ----------
+    background : array_like, 3-D
+        Image shown in grey, RAS+ ordered (see the module docstring).
+    boundaries : sequence of (array_like, colour)
+        Maps on the same grid and the RGB colour of their iso-line; later maps are drawn on
+        top.
+    n_slices, axis, slices, ncols, zoom, voxel_size, annotate
+        As in :func:`mosaic` (default 6 slices).
+    level : float, optional
+        Iso-value of the lines (default 0.5).
+    vmin, vmax : float, optional
+        Grey limits of the background (default: its robust range within ``mask``).
+    mask : array_like of bool, optional
+        Bounds the slice selection and the robust range (default: non-zero background).
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+        The overlay mosaic.
+    """
+    back = _check_volume(background, "background").astype(float)
+    maps = [
+        (_check_volume(volume, "boundary map").astype(float), color) for volume, color in boundaries
+    ]
+    if not maps or any(volume.shape != back.shape for volume, _ in maps):
+        raise ValueError(
+            f"boundaries must hold at least one map on the background's grid {back.shape}"
+        )
+    _check_axis(axis)
+    support = _check_mask(mask, back.shape)
+    chosen = _shown_slices(back, n_slices, axis, support, slices)
+    low, high = _display_range(back, support, vmin, vmax)
+    factors = pixel_factors(back.shape, axis, zoom, voxel_size)
+    tiles = []
+    for index in chosen:
+        tile = _upsample(apply_cmap(oriented_slice(back, index, axis), low, high, "grey"), *factors)
+        for volume, color in maps:
+            tile[contour_pixels(oriented_slice(volume, index, axis), level, factors)] = color
         tiles.append(tile)
     canvas = _tile(tiles, ncols)
     if annotate:

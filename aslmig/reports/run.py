@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from aslmig.reports.boilerplate import MethodsParameters, methods_text
-from aslmig.reports.mosaics import canonical_volume, edge_overlay, mosaic
+from aslmig.reports.mosaics import (
+    EDGE_COLOR,
+    canonical_volume,
+    contour_overlay,
+    edge_overlay,
+    mosaic,
+)
 from aslmig.reports.participant import RunReport
 from aslmig.reports.svg import colorbar, line_plot_svg
 
@@ -52,7 +58,19 @@ REGION_COLUMNS = (
     "status",
 )
 
-_PATH_FIELDS = ("cbf", "mask", "anat_in_asl", "confounds", "qc", "att", "cbf_std", "region_atlas")
+#: Colour of the grey/white border (WM probability 0.5) in the registration figures.
+WHITE_BORDER_COLOR = EDGE_COLOR
+#: Colour of the outer grey-matter border (GM + WM probability 0.5).
+BRAIN_BORDER_COLOR = (0, 220, 255)
+#: Slicing axis and name of the three views of the registration figures.
+VIEWS = ((2, "axial"), (1, "coronal"), (0, "sagittal"))
+#: Slices per view in the registration figures.
+REGISTRATION_SLICES = 6
+
+_PATH_FIELDS = (
+    "cbf", "mask", "anat_in_asl", "confounds", "qc", "att", "cbf_std", "region_atlas",
+    "reference", "gm", "wm",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,11 @@ class RunSummary:
         Template-space regional tables; the first is shown.
     region_atlas : Path, optional
         Label image of the first atlas, for the outlines.
+    reference : Path, optional
+        The ASL reference image (background of the registration figures).
+    gm, wm : Path, optional
+        Grey- and white-matter probability maps of the anatomy on the ASL grid (their borders
+        are drawn in the registration figures).
     """
 
     name: str
@@ -100,6 +123,9 @@ class RunSummary:
     cbf_std: Path | None = None
     region_tables: tuple[Path, ...] = ()
     region_atlas: Path | None = None
+    reference: Path | None = None
+    gm: Path | None = None
+    wm: Path | None = None
 
     def __post_init__(self) -> None:
         for name in _PATH_FIELDS:
@@ -169,6 +195,36 @@ def _regions(summary: RunSummary) -> dict[str, Any]:
     return result
 
 
+def _tissue_border_figures(
+    summary: RunSummary, cbf: np.ndarray, mask: np.ndarray, voxel: tuple[float, float, float]
+) -> dict[str, np.ndarray]:
+    """Return the anatomy's tissue borders over the ASL reference and the CBF map, three views.
+
+    The borders are the 0.5 iso-lines of the white-matter map (the grey/white border) and of
+    grey + white matter (the outer grey-matter border), both carried onto the ASL grid by the
+    run's registration; a misregistration shows as lines crossing the ASL image's own edges.
+    """
+    if summary.reference is None or summary.gm is None or summary.wm is None:
+        return {}
+    reference, _ = canonical_volume(nb.load(summary.reference))
+    gm, _ = canonical_volume(nb.load(summary.gm))
+    wm, _ = canonical_volume(nb.load(summary.wm))
+    borders = [(gm + wm, BRAIN_BORDER_COLOR), (wm, WHITE_BORDER_COLOR)]
+    underlays = (("ASL reference", reference, (None, None)), ("CBF map", cbf, CBF_RANGE))
+    figures = {}
+    for underlay_name, underlay, (low, high) in underlays:
+        for axis, view in VIEWS:
+            caption = (
+                f"{summary.anat_name} tissue borders on the {underlay_name}, {view} "
+                "(cyan: outer grey-matter border; red: grey/white border; probability 0.5)"
+            )
+            figures[caption] = contour_overlay(
+                underlay, borders, REGISTRATION_SLICES, axis, vmin=low, vmax=high,
+                mask=mask, voxel_size=voxel,
+            )  # fmt: skip
+    return figures
+
+
 def _qc_rows(qc: Mapping[str, Any]) -> dict[str, Any]:
     """QC metric -> value, or -> (value, unit) for the metrics with a unit."""
     return {key: (value, QC_UNITS[key]) if key in QC_UNITS else value for key, value in qc.items()}
@@ -202,13 +258,16 @@ def run_report(summary: RunSummary) -> RunReport:
             att, vmin=ATT_RANGE[0], vmax=ATT_RANGE[1], cmap="heat", mask=mask > 0, voxel_size=voxel
         )
         figures["att_colorbar"] = colorbar(*ATT_RANGE, cmap="heat", label="ATT (s)")
-    overlay = edge_overlay(anat, mask, edges="mask", voxel_size=voxel)
+    registration = _tissue_border_figures(summary, cbf, mask > 0, voxel)
+    registration[f"ASL brain-mask boundary on the {summary.anat_name}"] = edge_overlay(
+        anat, mask, edges="mask", voxel_size=voxel
+    )
     methods, references = methods_text(summary.methods)
     qc = json.loads(summary.qc.read_text())
     figures.update(_regions(summary))
     return RunReport(
         name=summary.name,
-        registration={f"ASL brain-mask boundary on the {summary.anat_name}": overlay},
+        registration=registration,
         motion_svgs=_motion_svgs(summary.confounds, qc.get("fd_threshold_mm")),
         qc=_qc_rows(qc),
         methods=methods,

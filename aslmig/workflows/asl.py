@@ -45,7 +45,6 @@ def _node_name(run: AslRun) -> str:
     return "_".join(["asl", *parts, "wf"])
 
 
-
 def init_asl_wf(
     run: AslRun,
     config: RunConfig,
@@ -162,8 +161,10 @@ def init_asl_wf(
         (registration, outputs, [("outputnode.forward_transforms",
                                   "inputnode.registration_transforms")]),
         (quantify, summary, [("cbf", "cbf")]),
-        (preprocess, summary, [("mask", "mask"), ("confounds", "confounds")]),
-        (registration, summary, [("outputnode.anat_in_asl", "anat_in_asl")]),
+        (preprocess, summary, [("mask", "mask"), ("confounds", "confounds"),
+                               ("reference", "reference")]),
+        (registration, summary, [("outputnode.anat_in_asl", "anat_in_asl"),
+                                 ("outputnode.gm", "gm"), ("outputnode.wm", "wm")]),
         (qc, summary, [("out_file", "qc")]),
         (summary, outputnode, [("out_file", "summary")]),
     ])  # fmt: skip

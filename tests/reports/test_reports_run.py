@@ -8,10 +8,17 @@ import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from aslmig.reports.boilerplate import MethodsParameters
 from aslmig.reports.participant import build_participant_html
-from aslmig.reports.run import RunSummary, region_outlines, run_report
+from aslmig.reports.run import (
+    BRAIN_BORDER_COLOR,
+    WHITE_BORDER_COLOR,
+    RunSummary,
+    region_outlines,
+    run_report,
+)
 
 METHODS = MethodsParameters("PCASL", plds=1.8, labeling_duration=[1.8, 1.8], fd_threshold_mm=0.3)
 
@@ -53,6 +60,9 @@ def summary(tmp_path):
         cbf_std=_image(tmp_path / "cbf_std.nii.gz", 60.0 * brain),
         region_tables=(str(tmp_path / "rois.tsv"),),
         region_atlas=_image(tmp_path / "atlas.nii.gz", labels),
+        reference=_image(tmp_path / "reference.nii.gz", 900.0 * brain + 100),
+        gm=_image(tmp_path / "gm.nii.gz", 0.6 * brain),
+        wm=_image(tmp_path / "wm.nii.gz", ndimage.binary_erosion(brain, iterations=2)),
     )
 
 
@@ -71,19 +81,42 @@ def test_run_report_shows_the_run(summary):
     assert report.qc["mean_gm_cbf"] == (55.5, "mL/100 g/min") and report.qc["qei"] == 0.8
     assert list(report.rois.columns) == ["roi", "mean"] and report.rois["mean"][0] == 41.235
     assert "post-labeling delay was 1.8 s" in report.methods and report.references
-    assert list(report.registration) == ["ASL brain-mask boundary on the T1w"]
+    assert list(report.registration)[-1] == "ASL brain-mask boundary on the T1w"
     # the FD plot draws the threshold the QC used (0.4 mm), not a constant of the report
     assert "threshold 0.4" in report.motion_svgs[2]
     document = build_participant_html("sub-01", [report])
     assert "check this" in document and "pons_L" in document
 
 
+def test_tissue_borders_over_both_underlays_in_three_views(summary):
+    report = run_report(summary)
+    captions = list(report.registration)[:-1]
+    expected = [
+        (underlay, view)
+        for underlay in ("ASL reference", "CBF map")
+        for view in ("axial", "coronal", "sagittal")
+    ]
+    assert [
+        (underlay, view) for underlay, view in expected
+        if any(f"on the {underlay}, {view}" in caption for caption in captions)
+    ] == expected and len(captions) == 6  # fmt: skip
+    for caption in captions:
+        figure = report.registration[caption]
+        for color in (BRAIN_BORDER_COLOR, WHITE_BORDER_COLOR):
+            assert np.all(figure == np.array(color, np.uint8), axis=-1).any(), (caption, color)
+    document = build_participant_html("sub-01", [report])
+    assert "T1w tissue borders on the CBF map, sagittal" in document
+
+
 def test_optional_parts_absent(summary):
     import dataclasses
 
-    bare = dataclasses.replace(summary, att=None, region_tables=(), warnings=())
+    bare = dataclasses.replace(
+        summary, att=None, region_tables=(), warnings=(), reference=None, gm=None, wm=None
+    )
     report = run_report(bare)
     assert report.att_mosaic is None and report.rois is None and report.warnings == ()
+    assert list(report.registration) == ["ASL brain-mask boundary on the T1w"]
 
 
 def test_region_outlines_prefer_the_small_structures():
