@@ -49,13 +49,18 @@ def _axial(image: nb.Nifti1Image) -> nb.Nifti1Image:
     return nb.Nifti1Image(data, image.affine @ permute)
 
 
-def _oblique(image: nb.Nifti1Image, degrees: float = 15.0) -> nb.Nifti1Image:
-    """The same head resampled onto a grid tilted by ``degrees`` about x and y."""
-    tilt = rigid_matrix([0, 0, 0, np.radians(degrees), np.radians(-degrees), 0])
+def _turn(image: nb.Nifti1Image, about_x: float, about_y: float) -> np.ndarray:
+    """World rotation (degrees about x, then y) about the centre of the image's grid."""
+    tilt = rigid_matrix([0, 0, 0, np.radians(about_x), np.radians(about_y), 0])
     centre = image.affine @ np.array([*(np.array(image.shape[:3]) / 2), 1.0])
     to_centre = np.eye(4)
     to_centre[:3, 3] = centre[:3]
-    affine = to_centre @ tilt @ np.linalg.inv(to_centre) @ image.affine
+    return to_centre @ tilt @ np.linalg.inv(to_centre)
+
+
+def _oblique(image: nb.Nifti1Image, degrees: float = 15.0) -> nb.Nifti1Image:
+    """The same head resampled onto a grid tilted by ``degrees`` about x and y."""
+    affine = _turn(image, degrees, -degrees) @ image.affine
     return resample_from_to(image, (image.shape[:3], affine), order=1)
 
 
@@ -85,6 +90,10 @@ def test_crop_finds_the_top_of_the_head_whatever_the_storage(real, tmp_path, sto
     assert crop.removed_mm > (40.0 if storage == "oblique" else 60.0)
     # a slicing of the original voxels, in place in the world
     np.testing.assert_allclose(cropped.affine[:3, :3], image.affine[:3, :3], atol=1e-6)
+    # nothing kept far below the cut plane, even where a tilted grid's slices reach lower
+    height = np.tensordot(cropped.affine[2, :3], np.indices(cropped.shape), axes=1)
+    lowest = float((height + cropped.affine[2, 3])[np.asanyarray(cropped.dataobj) != 0].min())
+    assert lowest >= crop.vertex_mm - 170.0 - 12.0 - 1e-3
 
 
 def test_a_head_without_neck_keeps_its_field_of_view(real, tmp_path):
