@@ -319,3 +319,84 @@ def test_arterial_component_false_selection_is_controlled(noise_sd, repeats):
     assert (result.params[:, 2] > 0).mean() <= 0.03
     # the tissue-only fit kept in the others is unbiased
     assert np.median(result.params[:, 1] - att[:, 0]) == pytest.approx(0.0, abs=0.01)
+
+
+def test_a_known_noise_variance_without_repeats_keeps_the_arterial_component():
+    """A noise variance given for single curves is known (ν = ∞): the χ²(2)/2 quantile.
+
+    scipy's F(2, ∞) quantile is NaN, which once made the comparison false everywhere, so
+    the component was never kept with a given variance and no repeats.
+    """
+    constants, settings = _settings()
+    rng = np.random.default_rng(22)
+    n = 200
+    cbf, att = rng.uniform(30, 80, (n, 1)), rng.uniform(0.8, 1.5, (n, 1))
+    clean = kinetic_signal(cbf, att, O2019_PLDS, constants, labeling_duration=O2019_TAU,
+                           abv=0.015, att_arterial=att - 0.4)  # fmt: skip
+    noise_sd = 7e-5  # 2e-4 over the 8 repeats of sub-O2019, averaged
+    curves = clean + rng.normal(0, noise_sd, clean.shape)
+    result = fit_kinetic_curves(curves, O2019_PLDS, O2019_TAU, settings, arterial=True,
+                                noise_variance=np.full(n, noise_sd**2))  # fmt: skip
+    assert (result.params[:, 2] > 0).mean() > 0.95
+
+
+def test_selection_level_one_keeps_the_four_parameter_fit_everywhere():
+    """Level 1.0 (to compare with a fitter of the four-parameter model): no tissue-only
+    fallback where the arterial fit lowers the misfit, and the same fit where it is kept."""
+    constants, settings = _settings()
+    rng = np.random.default_rng(23)
+    n = 200
+    cbf, att = rng.uniform(30, 80, (n, 1)), rng.uniform(0.8, 1.5, (n, 1))
+    clean = kinetic_signal(cbf, att, O2019_PLDS, constants, labeling_duration=O2019_TAU)
+    curves = clean + rng.normal(0, 2e-4, clean.shape)
+    args = (curves, O2019_PLDS, O2019_TAU, settings)
+    default = fit_kinetic_curves(*args, arterial=True)
+    every = fit_kinetic_curves(*args, arterial=True,
+                               options=FitOptions(arterial_selection_level=1.0))  # fmt: skip
+    assert (default.params[:, 2] > 0).mean() < 0.05
+    assert np.isfinite(every.params[:, 3]).mean() > 0.9
+    kept = np.isfinite(default.params[:, 3])
+    np.testing.assert_array_equal(every.params[kept], default.params[kept])
+
+
+def test_arterial_start_grid_finds_the_lowest_local_minima():
+    """The numba start-grid kernel against a brute-force least-squares scan of the grid."""
+    from aslmig.cbf.kinetic import arterial_signal_and_jacobian
+    from aslmig.cbf.kinetic_fit import _att_grid, _PairGrid, _tissue_basis
+
+    _, settings = _settings()
+    rng = np.random.default_rng(24)
+    taus = np.full(6, O2019_TAU)
+    att_grid = _att_grid(0.0, 4.0, 0.05, O2019_PLDS, taus, False)
+    art_grid = np.arange(0.0, 1.85, 0.05)
+    tissue = _tissue_basis(att_grid, O2019_PLDS, taus, settings)
+    arterial = arterial_signal_and_jacobian(1.0, art_grid[:, None], O2019_PLDS, taus,
+                                            settings, 0.1)[0]  # fmt: skip
+    w = np.ones(6)
+    y = O2019_GM_CURVE * (1 + 0.3 * rng.normal(size=(20, 6)))
+    starts, starts_sse = _PairGrid(att_grid, art_grid, tissue, arterial, w).best_minima(y)
+    for v in range(y.shape[0]):
+        sse = np.full((att_grid.size + 2, art_grid.size + 2), np.inf)
+        for i in range(att_grid.size):
+            for j in range(art_grid.size):
+                if art_grid[j] > att_grid[i]:
+                    continue
+                design = np.column_stack([tissue[i], arterial[j]])
+                coef, *_ = np.linalg.lstsq(design, y[v], rcond=None)
+                if coef[1] > 0:
+                    sse[i + 1, j + 1] = np.sum((design @ coef - y[v]) ** 2)
+        inner = sse[1:-1, 1:-1]
+        shifted = [sse[di : di + inner.shape[0], dj : dj + inner.shape[1]]
+                   for di in range(3) for dj in range(3) if (di, dj) != (1, 1)]  # fmt: skip
+        local = np.isfinite(inner) & np.all([inner <= s for s in shifted], axis=0)
+        expected = np.sort(inner[local])[:3]
+        np.testing.assert_allclose(starts_sse[v, : expected.size], expected, rtol=1e-6,
+                                   atol=1e-14)  # fmt: skip
+        # each start sits on a local minimum (to rounding: ATTs past the signal tie exactly)
+        slack = 1e-9 * np.abs(inner) + 1e-18
+        near_local = np.isfinite(inner) & np.all([inner <= s + slack for s in shifted], axis=0)
+        for k in range(expected.size):
+            i = np.flatnonzero(att_grid == starts[v, k, 1])[0]
+            j = np.flatnonzero(art_grid == starts[v, k, 3])[0]
+            assert near_local[i, j]
+            assert inner[i, j] == pytest.approx(starts_sse[v, k], rel=1e-6, abs=1e-14)
