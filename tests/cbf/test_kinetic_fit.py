@@ -272,15 +272,18 @@ def test_priors_give_the_maximum_a_posteriori_estimate():
     assert compared > n // 2
 
 
-def test_arterial_component_is_kept_only_where_the_data_need_it():
+@pytest.mark.parametrize("noise_sd", [5e-4, 2e-3])  # 6 % and 25 % of the first-PLD signal
+def test_arterial_component_is_kept_only_where_the_data_need_it(noise_sd):
+    """Detection rate at sub-O2019's median aBV (1.35 %) with its 8 repeats per delay:
+    measured 100 % at noise SD 6-25 % of the first-PLD GM signal (3 seeds x 250 curves; 93-95 %
+    at 50 %), false selection 0.8-2 %."""
     constants, settings = _settings()
     rng = np.random.default_rng(21)
     n = 300
     cbf, att = rng.uniform(30, 80, (n, 1)), rng.uniform(0.8, 1.5, (n, 1))
-    abv = np.where(np.arange(n)[:, None] < n // 2, 0.015, 0.0)
+    abv = np.where(np.arange(n)[:, None] < n // 2, 0.0135, 0.0)
     clean = kinetic_signal(cbf, att, O2019_PLDS, constants, labeling_duration=O2019_TAU,
                            abv=abv, att_arterial=att - 0.4)  # fmt: skip
-    noise_sd = 2e-4
     curves = clean + rng.normal(0, noise_sd / np.sqrt(8), clean.shape)
     result = fit_kinetic_curves(
         curves,
@@ -292,8 +295,8 @@ def test_arterial_component_is_kept_only_where_the_data_need_it():
         noise_variance=np.full(n, noise_sd**2),
     )
     with_arterial = result.params[:, 2] > 0
-    assert with_arterial[: n // 2].mean() > 0.95
-    assert with_arterial[n // 2 :].mean() < 0.1
+    assert with_arterial[: n // 2].mean() >= 0.95
+    assert with_arterial[n // 2 :].mean() <= 0.05
     assert np.isnan(result.params[~with_arterial, 3]).all()
 
 

@@ -7,6 +7,7 @@ tests/data/asldro/README.md); ``aslmig ... participant`` processes them in one c
   T1-weighted image made from the truth segmentation);
 - ``motionnot1w``: the same series without a T1w (ASL registered straight to the template);
 - ``multidelay``: six PLDs, asldro's default tissue T1s (GM ATT 0.8 s, WM 1.2 s), with a T1w;
+- ``multidelaynot1w``: the same series without a T1w (one tissue T1 everywhere);
 - ``pcasl`` / ``pasl``: the white-paper-exact recipes (CBF 60 / 20 exactly), with a T1w;
 - ``occipital``: the PCASL recipe with -20 % CBF in the left occipital grey matter, with a T1w;
 - ``slab``: ``pcasl`` cut to an axial slab above z = -14 mm (no pons), with a T1w.
@@ -36,6 +37,7 @@ PARTICIPANTS = {
     "motion": ("pcasl_motion", True),
     "motionnot1w": ("pcasl_motion", False),
     "multidelay": ("multi_delay", True),
+    "multidelaynot1w": ("multi_delay", False),
     "pcasl": ("pcasl_exact", True),
     "pasl": ("pasl_exact", True),
     "occipital": ("pcasl_occipital", True),
@@ -203,6 +205,25 @@ def test_multi_delay_att(processed):
     assert native_att[grey].mean() == pytest.approx(0.8, abs=0.02)
     assert native_cbf[white].mean() == pytest.approx(20.0, abs=0.5)
     assert native_att[white].mean() == pytest.approx(1.2, abs=0.05)
+
+
+def test_multi_delay_without_a_t1w(processed):
+    """Issue 13 item 7: without a T1w grey matter is exact (it once read 60.9, from a T1 map
+    built from template priors); white matter carries the documented bias of fitting one
+    tissue T1 (the grey matter's 1.33 s) to asldro's WM T1 of 0.832 s."""
+    _, output = processed
+    sidecar = json.loads(perf(output, "multidelaynot1w", "cbf.json").read_text())
+    assert sidecar["tissue_t1"].startswith("1.33 s everywhere")
+    labels = np.asanyarray(truth("multidelaynot1w", "dseg").dataobj)
+    grey, white = deep(labels == GM), deep(labels == WM)
+    cbf = nb.load(perf(output, "multidelaynot1w", "cbf.nii.gz")).get_fdata()
+    att = nb.load(perf(output, "multidelaynot1w", "att.nii.gz")).get_fdata()
+    assert cbf[grey].mean() == pytest.approx(60.0, abs=0.5)  # measured 60.00
+    assert att[grey].mean() == pytest.approx(0.8, abs=0.02)  # measured 0.800 s
+    # one T1 of 1.33 s in WM (T1 0.832 s): measured 12.47 mL/100 g/min and 0.964 s; the
+    # library fit of the truth WM voxels gives the same (docs/methods.md, "Tissue T1")
+    assert cbf[white].mean() == pytest.approx(12.5, abs=0.5)
+    assert att[white].mean() == pytest.approx(0.96, abs=0.05)
 
 
 # --- regional tables (issue 5) --------------------------------------------------------------
