@@ -88,6 +88,9 @@ class AnatomyConfig:
     #: "force": extract the brain; "skip": the T1w is already skull-stripped; "auto": decide
     #: from the image (:func:`aslmig.anat.brain.looks_skull_stripped`).
     skull_strip_t1w: str = "auto"
+    #: ``--derivatives anat=PATH``: an fMRIPrep/sMRIPrep derivatives dataset whose T1w brain
+    #: mask, tissue maps and T1w <-> template transforms replace aslmig's anatomy stage.
+    anat_derivatives: str | None = None
 
 
 @dataclass(frozen=True)

@@ -286,13 +286,18 @@ def write_sidecar(
     return path
 
 
-def dataset_description(source_dataset: Path) -> dict[str, Any]:
+def dataset_description(
+    source_dataset: Path, anat_dataset: str | Path | None = None
+) -> dict[str, Any]:
     """Describe the derivatives dataset (BIDS ``DatasetType`` derivative).
 
     Parameters
     ----------
     source_dataset : Path
         The raw dataset the derivatives come from.
+    anat_dataset : str or Path, optional
+        The ``--derivatives anat=`` dataset (linked as ``anat``: the ``bids:anat:`` URIs of
+        the anatomical sidecars' ``Sources``).
 
     Returns
     -------
@@ -307,13 +312,16 @@ def dataset_description(source_dataset: Path) -> dict[str, Any]:
     container = _container_info()
     if container:
         generated_by["Container"] = container
+    links = {"raw": Path(source_dataset).resolve().as_uri()}
+    if anat_dataset is not None:
+        links["anat"] = Path(anat_dataset).resolve().as_uri()
     return {
         "Name": "aslmig outputs",
         "BIDSVersion": "1.10.0",
         "DatasetType": "derivative",
         "GeneratedBy": [generated_by],
-        "SourceDatasets": [{"URL": Path(source_dataset).resolve().as_uri()}],
-        "DatasetLinks": {"raw": Path(source_dataset).resolve().as_uri()},
+        "SourceDatasets": [{"URL": uri} for uri in links.values()],
+        "DatasetLinks": links,
     }
 
 
@@ -344,7 +352,9 @@ def locked(output_dir: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def init_derivatives(output_dir: Path, source_dataset: Path) -> None:
+def init_derivatives(
+    output_dir: Path, source_dataset: Path, anat_dataset: str | Path | None = None
+) -> None:
     """Create the derivatives dataset root once, safely under concurrent jobs.
 
     Writes ``dataset_description.json`` and ``.bidsignore`` (for the non-standard
@@ -357,6 +367,8 @@ def init_derivatives(output_dir: Path, source_dataset: Path) -> None:
         OUTPUT_DIR.
     source_dataset : Path
         BIDS_DIR.
+    anat_dataset : str or Path, optional
+        The ``--derivatives anat=`` dataset (see :func:`dataset_description`).
     """
     output_dir = Path(output_dir)
     if output_dir.resolve() == Path(source_dataset).resolve():
@@ -376,7 +388,7 @@ def init_derivatives(output_dir: Path, source_dataset: Path) -> None:
                     "choose an empty or aslmig output folder",
                 )
         else:
-            write_json(description, dataset_description(source_dataset))
+            write_json(description, dataset_description(source_dataset, anat_dataset))
         ignore = output_dir / ".bidsignore"
         if not ignore.exists():
             patterns = "".join(f"*_{suffix}.*\n" for suffix in NON_STANDARD_SUFFIXES)

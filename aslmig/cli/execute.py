@@ -212,7 +212,7 @@ def execute(config: RunConfig, runs: list[AslRun]) -> int:
                 f"and run again (e.g. {forgotten[0]})",
                 flush=True,
             )
-        init_derivatives(output_dir, Path(config.bids_dir))
+        init_derivatives(output_dir, Path(config.bids_dir), config.anatomy.anat_derivatives)
         log_path = config_log_path(
             config.output_dir, config.analysis_level, config.participant_labels or ()
         )

@@ -93,6 +93,21 @@ def positive_float(text: str) -> float:
     return value
 
 
+#: ``--derivatives`` kinds (NAME=PATH) and the configuration field each one sets.
+DERIVATIVE_KINDS = {"anat": "anat_derivatives"}
+
+
+def derivative_folder(text: str) -> tuple[str, Path]:
+    """Argparse type: ``NAME=PATH`` with a known NAME (``anat``), e.g. ``anat=/data/fmriprep``."""
+    kind, equals, folder = text.partition("=")
+    if not equals or kind not in DERIVATIVE_KINDS or not folder:
+        raise argparse.ArgumentTypeError(
+            f"{quote(text)} is not NAME=PATH with NAME one of {', '.join(DERIVATIVE_KINDS)} "
+            "(e.g. anat=/data/derivatives/fmriprep)"
+        )
+    return kind, Path(folder)
+
+
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -282,6 +297,15 @@ def build_parser(with_help: bool = True) -> argparse.ArgumentParser:
         help="extract the brain from the T1w (force), take the T1w as already skull-stripped "
         "(skip), or decide from the image (auto, default)",
     )
+    anatomy.add_argument(
+        "--derivatives",
+        type=derivative_folder,
+        nargs="+",
+        metavar="anat=PATH",
+        help="reuse the T1w brain mask, GM/WM/CSF maps and T1w<->template transforms of an "
+        "fMRIPrep/sMRIPrep derivatives dataset at PATH instead of running aslmig's anatomy "
+        "stage (see docs/cli.md)",
+    )
 
     group = parser.add_argument_group("group level")
     group.add_argument(
@@ -455,10 +479,13 @@ def explicit_sections(args: argparse.Namespace) -> dict[str, dict]:
     regions = given(REGIONS_OPTIONS)
     if "atlases" in regions:
         regions["atlases"] = tuple(regions["atlases"])
+    anatomy = given(ANATOMY_OPTIONS)
+    for kind, folder in getattr(args, "derivatives", None) or ():
+        anatomy[DERIVATIVE_KINDS[kind]] = str(folder.absolute())
     return {
         "execution": given(EXECUTION_OPTIONS),
         "physics": given(PHYSICS_OPTIONS),
         "regions": regions,
-        "anatomy": given(ANATOMY_OPTIONS),
+        "anatomy": anatomy,
         "group": {GROUP_OPTIONS[key]: value for key, value in given(tuple(GROUP_OPTIONS)).items()},
     }

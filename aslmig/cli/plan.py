@@ -8,6 +8,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from aslmig.bids.anat_derivatives import AnatDerivatives
 from aslmig.bids.layout import AslRun
 from aslmig.bids.metadata import AslMetadata
 from aslmig.bids.sidecars import relative_name
@@ -79,6 +80,18 @@ def quantification_lines(plan: QuantificationPlan) -> list[tuple[str, str]]:
         lines.append(("equation", "QUIPSS I: bolus term TI - TI1 (Wong et al. 1998)"))
     lines.extend(("warning", message) for message in plan.warning_messages)
     return lines
+
+
+def anatomy_lines(derivatives: AnatDerivatives | None) -> list[tuple[str, str]]:
+    """Plan lines of an anatomy taken from ``--derivatives anat=`` (none without it)."""
+    if derivatives is None:
+        return []
+    names = ", ".join(path.relative_to(derivatives.dataset).as_posix()
+                      for path in (*derivatives.files, derivatives.from_template))  # fmt: skip
+    return [
+        ("anatomy", f"from {derivatives.describe()}; aslmig's anatomy stage is skipped"),
+        ("", names),
+    ]
 
 
 def describe_run(

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aslmig.bids.anat_derivatives import AnatDerivatives, find_anat_derivatives
 from aslmig.bids.filters import load_bids_filters
 from aslmig.bids.layout import (
     DATABASE_FILE,
@@ -24,7 +25,7 @@ from aslmig.bids.layout import (
     open_layout,
 )
 from aslmig.cli.parser import UsageError, build_parser, explicit_sections, is_bids_app_call
-from aslmig.cli.plan import format_plan, quantification_lines
+from aslmig.cli.plan import anatomy_lines, format_plan, quantification_lines
 from aslmig.config import RunConfig, build_config, read_config_file
 from aslmig.errors import InputError, describe_os_error, quote, reading
 from aslmig.workflows.constants import constants_for, constants_for_run, plan_quantification
@@ -206,11 +207,15 @@ def run(config: RunConfig) -> int:
         return run_group(config)
     runs = collect(config)
     check_regions(config)
+    anatomy = anat_derivatives_of(config, runs)
     plans = {run.name: plan_quantification(run, config.physics) for run in runs}
     if config.dry_run:
         root = runs[0].dataset_root
-        print(format_plan(runs, root, constants=_constants_for(config),
-                          decisions=lambda run: quantification_lines(plans[run.name])))
+
+        def decisions(run: AslRun) -> list[tuple[str, str]]:
+            return anatomy_lines(anatomy.get(run.name)) + quantification_lines(plans[run.name])
+
+        print(format_plan(runs, root, constants=_constants_for(config), decisions=decisions))
         return EXIT_OK
     for run in runs:  # every constant must resolve before anything is written
         constants_for(run, config.physics)
@@ -219,6 +224,22 @@ def run(config: RunConfig) -> int:
     from aslmig.cli.execute import execute
 
     return execute(config, runs)
+
+
+def anat_derivatives_of(config: RunConfig, runs: list[AslRun]) -> dict[str, AnatDerivatives]:
+    """Find every run's anatomy in the ``--derivatives anat=`` dataset (none without it).
+
+    A missing, ambiguous or unusable file is an :class:`InputError` before anything is written.
+    """
+    dataset = config.anatomy.anat_derivatives
+    if dataset is None:
+        return {}
+    from aslmig.atlas.templates import resolve_template
+
+    space = resolve_template().space
+    return {
+        run.name: find_anat_derivatives(dataset, run.subject, run.session, space) for run in runs
+    }
 
 
 def check_regions(config: RunConfig) -> None:

@@ -21,6 +21,7 @@ from nipype.interfaces.base import (
 )
 
 from aslmig.anat.brain import extract_brain
+from aslmig.anat.derivatives import working_anatomy
 from aslmig.anat.prepare import prepare_t1w
 from aslmig.anat.quality import check_brain_mask
 from aslmig.anat.registration import apply_transforms, register
@@ -183,6 +184,41 @@ class SegmentTissues(SimpleInterface):
                 )
         maps = segment_tissues(self.inputs.in_file, self.inputs.mask, priors, out_dir)
         self._results.update({tissue: str(maps[tissue]) for tissue in ("gm", "wm", "csf")})
+        return runtime
+
+
+class _WorkingAnatomyInputSpec(BaseInterfaceInputSpec):
+    t1w = File(exists=True, mandatory=True, desc="derivative preprocessed T1w")
+    mask = File(exists=True, mandatory=True, desc="its brain mask")
+    gm = File(exists=True, mandatory=True)
+    wm = File(exists=True, mandatory=True)
+    csf = File(exists=True, mandatory=True)
+
+
+class _WorkingAnatomyOutputSpec(TraitedSpec):
+    t1w = File(desc="T1w, working grid")
+    brain = File(desc="T1w times the mask, working grid")
+    mask = File(desc="brain mask, working grid")
+    gm = File()
+    wm = File()
+    csf = File()
+
+
+class WorkingAnatomy(SimpleInterface):
+    """Anatomy from an fMRIPrep/sMRIPrep dataset on the working grid (nothing estimated)."""
+
+    input_spec = _WorkingAnatomyInputSpec
+    output_spec = _WorkingAnatomyOutputSpec
+
+    def _run_interface(self, runtime):
+        tissues = {tissue: getattr(self.inputs, tissue) for tissue in ("gm", "wm", "csf")}
+        result = working_anatomy(self.inputs.t1w, self.inputs.mask, tissues, runtime.cwd)
+        self._results.update(
+            t1w=str(result.t1w),
+            brain=str(result.brain),
+            mask=str(result.mask),
+            **{tissue: str(path) for tissue, path in result.tissues.items()},
+        )
         return runtime
 
 

@@ -1,4 +1,8 @@
-"""Anatomical workflow: crop and bias correction, brain extraction, tissue maps, T1w -> template."""
+"""Anatomical workflow: crop and bias correction, brain extraction, tissue maps, T1w -> template.
+
+Or, with ``--derivatives anat=PATH``, the same outputs taken from an fMRIPrep/sMRIPrep dataset
+(:func:`init_anat_derivatives_wf`).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ from nipype.interfaces import utility as niu
 from nipype.pipeline import engine as pe
 
 from aslmig.atlas.templates import TemplateFiles
+from aslmig.bids.anat_derivatives import AnatDerivatives
 from aslmig.interfaces.anat import (
     ApplyTransforms,
     BrainExtraction,
     CheckBrainMask,
     PrepareT1w,
     SegmentTissues,
+    WorkingAnatomy,
 )
 
 TISSUES = ("gm", "wm", "csf")
@@ -123,4 +129,70 @@ def init_anat_wf(
             (inputnode, to_t1w, [("t1w", "reference")]),
             (to_t1w, outputnode, [("out_file", f"{tissue}_t1w")]),
         ])  # fmt: skip
+    return workflow
+
+
+def init_anat_derivatives_wf(
+    derivatives: AnatDerivatives, template: TemplateFiles, name: str = "anat_wf"
+) -> pe.Workflow:
+    """Provide the outputs of :func:`init_anat_wf` from an fMRIPrep/sMRIPrep dataset.
+
+    No N4, brain extraction, segmentation or registration runs: the derivative's images are
+    put on the working grid (:func:`aslmig.anat.derivatives.working_anatomy`) and its
+    composite transforms are used as they are. The brain-mask plausibility check still runs
+    on the given mask (the T1w is brought onto the template through the given transform).
+
+    Parameters
+    ----------
+    derivatives : AnatDerivatives
+        The participant's files in the derivatives dataset.
+    template : TemplateFiles
+        The template the transforms lead to.
+    name : str
+        Workflow name.
+
+    Returns
+    -------
+    Workflow
+        A workflow with the ``outputnode`` fields of :func:`init_anat_wf`; the ``*_t1w``
+        outputs are the derivative's own files.
+    """
+    workflow = pe.Workflow(name=name)
+    fields = list(dict.fromkeys(ANAT_OUTPUTS + SAVED_OUTPUTS))
+    outputnode = pe.Node(niu.IdentityInterface(fields=fields), name="outputnode")
+    outputnode.inputs.anat2std_xfm = [str(derivatives.to_template)]
+    outputnode.inputs.std2anat_xfm = [str(derivatives.from_template)]
+    outputnode.inputs.t1w_mask_t1w = str(derivatives.mask)
+    for tissue in TISSUES:
+        setattr(outputnode.inputs, f"{tissue}_t1w", str(getattr(derivatives, tissue)))
+    working = pe.Node(
+        WorkingAnatomy(
+            t1w=str(derivatives.t1w),
+            mask=str(derivatives.mask),
+            **{tissue: str(getattr(derivatives, tissue)) for tissue in TISSUES},
+        ),
+        name="derivative_anatomy",
+        mem_gb=1.0,
+    )
+    templates = {"template_t1w": str(template.t1w), "template_mask": str(template.brain_mask)}
+    to_template = pe.Node(
+        ApplyTransforms(
+            in_file=str(derivatives.t1w),
+            reference=str(template.t1w),
+            transforms=[str(derivatives.to_template)],
+        ),
+        name="t1w_to_template",
+        mem_gb=1.0,
+    )
+    check = pe.Node(
+        CheckBrainMask(t1w=str(derivatives.t1w), mask=str(derivatives.mask), **templates),
+        name="brain_mask_check",
+        mem_gb=1.0,
+    )
+    workflow.connect([
+        (to_template, check, [("out_file", "warped")]),
+        (check, outputnode, [("out_file", "anat_qc")]),
+        (working, outputnode, [("t1w", "t1w_preproc"), ("brain", "t1w_brain"),
+                               ("mask", "t1w_mask"), *((tissue, tissue) for tissue in TISSUES)]),
+    ])  # fmt: skip
     return workflow

@@ -11,11 +11,17 @@ from nipype.pipeline import engine as pe
 
 from aslmig.atlas.rois import Atlas, resolve_atlases
 from aslmig.atlas.templates import TemplateFiles, resolve_template
+from aslmig.bids.anat_derivatives import AnatDerivatives, find_anat_derivatives
 from aslmig.bids.derivatives import ATLAS_DIR
 from aslmig.bids.layout import AslRun
 from aslmig.config import RunConfig
 from aslmig.interfaces.reports import ParticipantReport
-from aslmig.workflows.anatomical import ANAT_OUTPUTS, SAVED_OUTPUTS, init_anat_wf
+from aslmig.workflows.anatomical import (
+    ANAT_OUTPUTS,
+    SAVED_OUTPUTS,
+    init_anat_derivatives_wf,
+    init_anat_wf,
+)
 from aslmig.workflows.asl import init_asl_wf
 from aslmig.workflows.outputs import init_anat_outputs_wf
 
@@ -101,15 +107,22 @@ def init_single_subject_wf(
         nodes.
     """
     workflow = pe.Workflow(name=f"single_subject_{subject}_wf")
-    t1w_files = sorted({str(run.t1w_file) for run in runs if run.t1w_file is not None})
+    anatomy = {run.name: anatomy_of(run, config, template) for run in runs}
     anat_wfs = {}
-    for index, path in enumerate(t1w_files):
-        anat_wfs[path] = init_anat_wf(
-            path, template, config.anatomy.skull_strip_t1w, name=f"anat_{index}_wf"
+    for index, source in enumerate(sorted(set(filter(None, anatomy.values())), key=str)):
+        name = f"anat_{index}_wf"
+        if isinstance(source, AnatDerivatives):
+            anat_wfs[source] = init_anat_derivatives_wf(source, template, name=name)
+            t1w_file, sources = str(source.t1w), source.uris()
+        else:
+            skull_strip = config.anatomy.skull_strip_t1w
+            anat_wfs[source] = init_anat_wf(str(source), template, skull_strip, name=name)
+            t1w_file, sources = str(source), None
+        outputs = init_anat_outputs_wf(
+            t1w_file, subject, config, template, f"anat_{index}_outputs_wf", sources=sources
         )
-        outputs = init_anat_outputs_wf(path, subject, config, template, f"anat_{index}_outputs_wf")
         workflow.connect([
-            (anat_wfs[path], outputs, [
+            (anat_wfs[source], outputs, [
                 (f"outputnode.{field}", f"inputnode.{field.removesuffix('_t1w')}")
                 for field in SAVED_OUTPUTS
             ]),
@@ -121,10 +134,10 @@ def init_single_subject_wf(
     )
     merge = pe.Node(niu.Merge(len(runs)), name="collect_summaries")
     for index, run in enumerate(runs, start=1):
-        has_anat = run.t1w_file is not None
+        has_anat = anatomy[run.name] is not None
         asl_wf = init_asl_wf(run, config, template, has_anat, atlases=atlases)
         if has_anat:
-            anat_wf = anat_wfs[str(run.t1w_file)]
+            anat_wf = anat_wfs[anatomy[run.name]]
             workflow.connect([
                 (anat_wf, asl_wf, [(f"outputnode.{field}", f"inputnode.{field}")
                                    for field in ANAT_OUTPUTS]),
@@ -132,3 +145,29 @@ def init_single_subject_wf(
         workflow.connect(asl_wf, "outputnode.summary", merge, f"in{index}")
     workflow.connect(merge, "out", report, "summaries")
     return workflow
+
+
+def anatomy_of(
+    run: AslRun, config: RunConfig, template: TemplateFiles
+) -> AnatDerivatives | Path | None:
+    """Return a run's anatomy: from ``--derivatives anat=``, else its raw T1w (or none).
+
+    Parameters
+    ----------
+    run : AslRun
+        The run.
+    config : RunConfig
+        The run configuration (``anatomy.anat_derivatives``).
+    template : TemplateFiles
+        The output template (the derivative's transforms must lead to it).
+
+    Returns
+    -------
+    AnatDerivatives, Path or None
+        The derivative files, the raw T1w, or None when the run has no anatomy.
+    """
+    if config.anatomy.anat_derivatives is not None:
+        return find_anat_derivatives(
+            config.anatomy.anat_derivatives, run.subject, run.session, template.space
+        )
+    return run.t1w_file

@@ -172,7 +172,12 @@ CONFOUNDS_DESCRIPTION = {
 
 
 def init_anat_outputs_wf(
-    t1w_file: str, subject: str, config: RunConfig, template: TemplateFiles, name: str
+    t1w_file: str,
+    subject: str,
+    config: RunConfig,
+    template: TemplateFiles,
+    name: str,
+    sources: list[str] | None = None,
 ) -> pe.Workflow:
     """Save a participant's anatomical outputs: brain mask, tissue maps, T1w -> template.
 
@@ -188,6 +193,8 @@ def init_anat_outputs_wf(
         The template the transforms lead to.
     name : str
         Workflow name.
+    sources : list of str, optional
+        The ``Sources`` of the sidecars (default: the raw T1w as a BIDS URI).
 
     Returns
     -------
@@ -216,7 +223,7 @@ def init_anat_outputs_wf(
     common = {
         "output_dir": config.output_dir,
         "entities": entities,
-        "sources": [f"bids:raw:{relative_name(t1w_file, config.bids_dir)}"],
+        "sources": sources or [f"bids:raw:{relative_name(t1w_file, config.bids_dir)}"],
     }
     mask = pe.Node(
         SaveDerivative(

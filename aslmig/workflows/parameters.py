@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import Path
 
 import nibabel as nb
 import nipype
@@ -10,6 +11,7 @@ import numpy as np
 
 from aslmig.__about__ import __version__
 from aslmig.atlas.templates import TemplateFiles
+from aslmig.bids.anat_derivatives import generated_by
 from aslmig.bids.layout import AslRun
 from aslmig.cbf.vendor_scaling import VendorScaling
 from aslmig.config import RunConfig
@@ -141,7 +143,21 @@ def methods_parameters(
         motion_correction=MOTION_CORRECTION,
         template_space=template.space,
         t1w_used=has_anat,
+        registration_method=_anatomy_sentence(config),
         registration_software="ANTs",
-        syn=True,
+        syn=config.anatomy.anat_derivatives is None,
         software=_software_versions(),
+    )
+
+
+def _anatomy_sentence(config: RunConfig) -> str:
+    """Say where the anatomy came from when it was not computed (``--derivatives anat=``)."""
+    dataset = config.anatomy.anat_derivatives
+    if dataset is None:
+        return ""
+    return (
+        "The T1w brain mask, GM/WM/CSF probability maps and T1w-to-template transform were "
+        f"taken from the {generated_by(Path(dataset))} derivatives in {dataset} (the "
+        "preprocessed T1w was the anatomical reference); aslmig's own anatomical steps did "
+        "not run"
     )

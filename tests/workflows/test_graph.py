@@ -8,7 +8,7 @@ import pytest
 
 from aslmig.bids.layout import collect_runs, open_layout
 from aslmig.cli.demo import example_dataset
-from aslmig.config import RunConfig
+from aslmig.config import AnatomyConfig, RunConfig
 from aslmig.workflows.base import init_aslmig_wf
 
 
@@ -61,3 +61,23 @@ def test_without_t1w_the_asl_reference_goes_to_the_template(runs, tmp_path):
     names = node_names(workflow)
     assert not any("_wf.anat_0_wf." in name for name in names)
     assert sum(name.endswith(".asl_to_template") for name in names) == len(runs)
+
+
+def test_anatomical_derivatives_replace_the_anatomy_stage(runs, tmp_path):
+    from fmriprep_like import tiny_anatomy, write_anatomy
+
+    from aslmig.atlas.templates import resolve_template
+
+    files = tiny_anatomy(tmp_path / "source")
+    for subject in ("hc01", "mwa01"):
+        write_anatomy(tmp_path / "fmriprep", subject, files, resolve_template().space)
+    derivatives = dataclasses.replace(
+        config(tmp_path), anatomy=AnatomyConfig(anat_derivatives=str(tmp_path / "fmriprep"))
+    )
+    names = node_names(init_aslmig_wf(derivatives, runs))
+    steps = {name.rsplit(".", 1)[1] for name in names if "_wf.anat_0_wf." in name}
+    assert steps == {"derivative_anatomy", "t1w_to_template", "brain_mask_check", "outputnode"}
+    own_anatomy = ("prepare_t1w", "brain_extraction", "segment_tissues", "gm_to_t1w")
+    assert not any(name.endswith(own_anatomy) for name in names)
+    assert not any(name.endswith((".asl_to_template", ".n4", ".syn")) for name in names)
+    assert sum(name.endswith(".asl_to_t1w") for name in names) == len(runs)
