@@ -43,6 +43,9 @@ WORKFLOW_GRAPHS = {
     "init_regions_wf": f"{_SUBJECT}.asl_ses1_wf.regions_wf",
     "init_asl_outputs_wf": f"{_SUBJECT}.asl_ses1_wf.outputs_wf",
 }
+#: Workflow factory -> where it sits in the example graph built with ``--derivatives anat=``
+#: (on placeholder fMRIPrep-like files written at build time).
+DERIVATIVES_GRAPHS = {"init_anat_derivatives_wf": f"{_SUBJECT}.anat_0_wf"}
 HELP_COLUMNS = 80
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -86,23 +89,66 @@ def _import_aslmig() -> None:
         sys.path.insert(0, str(_PROJECT_ROOT))
 
 
-def _example_wf(output_dir: Path):
+def _example_wf(output_dir: Path, anat_derivatives: Path | None = None):
     """Build (not run) the participant graph of the bundled example dataset."""
     _import_aslmig()
     from aslmig.bids.layout import collect_runs, open_layout
     from aslmig.cli.demo import example_dataset
-    from aslmig.config import RunConfig
+    from aslmig.config import AnatomyConfig, RunConfig
     from aslmig.workflows.base import init_aslmig_wf
 
     config = RunConfig(
-        bids_dir=str(example_dataset()), output_dir=str(output_dir), analysis_level="participant"
+        bids_dir=str(example_dataset()),
+        output_dir=str(output_dir),
+        analysis_level="participant",
+        anatomy=AnatomyConfig(anat_derivatives=str(anat_derivatives) if anat_derivatives else None),
     )
     return init_aslmig_wf(config, collect_runs(open_layout(example_dataset())))
 
 
+def _placeholder_fmriprep(root: Path) -> Path:
+    """Write fMRIPrep-like anatomy of the example participants (1-voxel images, empty .h5)."""
+    import json
+
+    import nibabel as nb
+    import numpy as np
+
+    from aslmig.atlas.templates import resolve_template
+
+    space = resolve_template().space
+    root.mkdir(parents=True)
+    description = {"Name": "placeholder", "DatasetType": "derivative", "GeneratedBy": []}
+    (root / "dataset_description.json").write_text(json.dumps(description))
+    names = ["desc-preproc_T1w", "desc-brain_mask"]
+    names += [f"label-{label}_probseg" for label in ("GM", "WM", "CSF")]
+    for subject in ("hc01", "mwa01"):
+        anat = root / f"sub-{subject}" / "anat"
+        anat.mkdir(parents=True)
+        for name in names:
+            image = nb.Nifti1Image(np.ones((1, 1, 1), np.float32), np.eye(4))
+            image.to_filename(anat / f"sub-{subject}_{name}.nii.gz")
+        for direction in (f"from-T1w_to-{space}", f"from-{space}_to-T1w"):
+            (anat / f"sub-{subject}_{direction}_mode-image_xfm.h5").touch()
+    return root
+
+
+def example_workflows(folder: Path) -> dict[str, object]:
+    """Build the example graphs; return factory name -> one workflow it made.
+
+    Covers :data:`WORKFLOW_GRAPHS` and :data:`DERIVATIVES_GRAPHS`.
+    """
+    root = _example_wf(folder / "out")
+    found = {
+        factory: root.get_node(path) if path else root for factory, path in WORKFLOW_GRAPHS.items()
+    }
+    derived = _example_wf(folder / "out_derivatives", _placeholder_fmriprep(folder / "fmriprep"))
+    found.update({factory: derived.get_node(path) for factory, path in DERIVATIVES_GRAPHS.items()})
+    return found
+
+
 @functools.cache
 def workflow_graphs() -> dict[str, str]:
-    """Draw every workflow of :data:`WORKFLOW_GRAPHS`; return factory name -> SVG text.
+    """Draw every workflow of :func:`example_workflows`; return factory name -> SVG text.
 
     Raises
     ------
@@ -116,11 +162,10 @@ def workflow_graphs() -> dict[str, str]:
     nipype_log = logging.getLogger("nipype.workflow")
     level = nipype_log.level
     with tempfile.TemporaryDirectory() as folder, _environment(NIPYPE_NO_ET="1"):
-        root = _example_wf(Path(folder) / "out")
+        workflows = example_workflows(Path(folder))
         nipype_log.setLevel(logging.WARNING)  # one INFO line per graph otherwise
         graphs = {}
-        for factory, path in WORKFLOW_GRAPHS.items():
-            workflow = root.get_node(path) if path else root
+        for factory, workflow in workflows.items():
             dot_file = Path(folder) / f"{factory}.dot"
             workflow.write_graph(str(dot_file), graph2use="orig", format="svg", simple_form=True)
             graphs[factory] = dot_file.with_suffix(".svg").read_text(encoding="utf-8")
@@ -149,7 +194,7 @@ def graphs_section() -> str:
     """Return the Markdown of the workflow graphs: per workflow, its summary and its graph."""
     factories = _factories()
     parts = []
-    for factory in WORKFLOW_GRAPHS:
+    for factory in (*WORKFLOW_GRAPHS, *DERIVATIVES_GRAPHS):
         function = factories[factory]
         summary = inspect.getdoc(function).split("\n\n", 1)[0].replace("\n", " ")
         parts.append(

@@ -137,7 +137,9 @@ def pack_composite(
     return out_file
 
 
-def from_aslmig_run(work: Path, output: Path, subject: str, template, root: Path) -> Path:
+def from_aslmig_run(
+    work: Path, output: Path, subject: str, template, root: Path, t1w: Path | None = None
+) -> Path:
     """Make an fMRIPrep-like dataset of one participant from aslmig's own anatomy.
 
     The brain mask and tissue maps are aslmig's saved outputs (``OUTPUT_DIR/sub-X/anat/``);
@@ -156,6 +158,9 @@ def from_aslmig_run(work: Path, output: Path, subject: str, template, root: Path
         The template of the run (its T1w is the transforms' template grid).
     root : Path
         Where to write the dataset.
+    t1w : Path, optional
+        The preprocessed T1w to write (default: aslmig's bias-corrected working image, which
+        is on the T1w grid only for a T1w of 2 mm voxels or coarser; give the raw T1w else).
 
     Returns
     -------
@@ -165,7 +170,9 @@ def from_aslmig_run(work: Path, output: Path, subject: str, template, root: Path
     from nipype.utils.filemanip import loadpkl
 
     anat_wf = work / "aslmig_wf" / f"single_subject_{subject}_wf" / "anat_0_wf"
-    t1w = Path(loadpkl(anat_wf / "prepare_t1w" / "result_prepare_t1w.pklz").outputs.out_file)
+    if t1w is None:
+        prepared = loadpkl(anat_wf / "prepare_t1w" / "result_prepare_t1w.pklz").outputs
+        t1w = Path(prepared.out_file)
     brain = loadpkl(anat_wf / "brain_extraction" / "result_brain_extraction.pklz").outputs
     anat = output / f"sub-{subject}" / "anat"
     packed = root.parent / f"{root.name}_transforms"

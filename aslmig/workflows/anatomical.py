@@ -154,8 +154,23 @@ def init_anat_derivatives_wf(
     Returns
     -------
     Workflow
-        A workflow with the ``outputnode`` fields of :func:`init_anat_wf`; the ``*_t1w``
-        outputs are the derivative's own files.
+        The workflow.
+
+    Inputs
+    ------
+    None
+        Every file comes from ``derivatives``.
+
+    Outputs
+    -------
+    t1w_preproc, t1w_brain, t1w_mask, gm, wm, csf
+        The derivative's T1w, brain and maps on the working grid.
+    anat2std_xfm, std2anat_xfm
+        The derivative's composite transforms (one ``.h5`` each).
+    anat_qc
+        Plausibility of the given brain mask (as in :func:`init_anat_wf`).
+    t1w_mask_t1w, gm_t1w, wm_t1w, csf_t1w
+        The derivative's own mask and maps (its T1w grid), for the derivatives.
     """
     workflow = pe.Workflow(name=name)
     fields = list(dict.fromkeys(ANAT_OUTPUTS + SAVED_OUTPUTS))

@@ -147,7 +147,9 @@ def init_asl_outputs_wf(
             output_dir=config.output_dir,
             entities=dict(run.entities),
             source_space="asl",
-            target_space="T1w" if run.t1w_file else template.space,
+            target_space=(
+                "T1w" if run.t1w_file or config.anatomy.anat_derivatives else template.space
+            ),
         ),
         name="save_registration",
         run_without_submitting=True,

@@ -96,10 +96,11 @@ def test_mkdocs_build_is_strict_and_clean(tmp_path):
     assert not (site / "hooks.py").exists()
     # one generated graph per workflow factory, shown on the processing-steps page
     hooks = load_hooks()
-    assert set(hooks.WORKFLOW_GRAPHS) == set(hooks._factories())
+    drawn = {*hooks.WORKFLOW_GRAPHS, *hooks.DERIVATIVES_GRAPHS}
+    assert drawn == set(hooks._factories())
     steps = (site / "workflow" / "index.html").read_text(encoding="utf-8")
     assert hooks.GRAPHS_MARKER not in steps
-    for factory in hooks.WORKFLOW_GRAPHS:
+    for factory in drawn:
         assert f'src="../graphs/{factory}.svg"' in steps, factory
         graph = (site / "graphs" / f"{factory}.svg").read_text(encoding="utf-8")
         assert graph.lstrip().startswith("<?xml") and "<svg" in graph
@@ -451,13 +452,11 @@ def _section(doc: str, title: str) -> str:
 
 def test_every_workflow_documents_its_inputnode_and_outputnode_fields(tmp_path):
     hooks = load_hooks()
-    root = hooks._example_wf(tmp_path / "out")
     factories = hooks._factories()
-    for factory, path in hooks.WORKFLOW_GRAPHS.items():
+    for factory, workflow in hooks.example_workflows(tmp_path).items():
         doc = inspect.getdoc(factories[factory])
         inputs, outputs = _section(doc, "Inputs"), _section(doc, "Outputs")
         assert inputs and outputs, f"{factory} lacks an Inputs or Outputs section"
-        workflow = root.get_node(path) if path else root
         for node_name, text in (("inputnode", inputs), ("outputnode", outputs)):
             node = workflow.get_node(node_name)
             fields = node.inputs.copyable_trait_names() if node is not None else []

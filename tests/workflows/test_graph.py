@@ -81,3 +81,7 @@ def test_anatomical_derivatives_replace_the_anatomy_stage(runs, tmp_path):
     assert not any(name.endswith(own_anatomy) for name in names)
     assert not any(name.endswith((".asl_to_template", ".n4", ".syn")) for name in names)
     assert sum(name.endswith(".asl_to_t1w") for name in names) == len(runs)
+    # a run without a raw T1w gets the derivative's anatomy too
+    no_t1w = [dataclasses.replace(run, t1w_file=None) for run in runs]
+    names = node_names(init_aslmig_wf(derivatives, no_t1w))
+    assert sum(name.endswith(".asl_to_t1w") for name in names) == len(runs)
