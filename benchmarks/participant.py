@@ -67,6 +67,7 @@ STAGES = {
     "segment_tissues": "anatomy: tissue segmentation",
     "brain_mask_check": "anatomy: brain mask plausibility check",
     "derivative_anatomy": "anatomy: fMRIPrep derivatives onto the working grid",
+    "t1w_to_template": "anatomy: derivative T1w onto the template (mask check)",
     "preprocess": "ASL: motion correction, reference, mask",
     "asl_to_t1w": "ASL: ASL->T1w registration",
     "quantify": "ASL: CBF quantification",

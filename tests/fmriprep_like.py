@@ -174,15 +174,19 @@ def from_aslmig_run(
         prepared = loadpkl(anat_wf / "prepare_t1w" / "result_prepare_t1w.pklz").outputs
         t1w = Path(prepared.out_file)
     brain = loadpkl(anat_wf / "brain_extraction" / "result_brain_extraction.pklz").outputs
-    anat = output / f"sub-{subject}" / "anat"
+
+    def saved(suffix: str) -> Path:  # the participant's only T1w, with or without ses-
+        (path,) = (output / f"sub-{subject}").glob(f"**/anat/sub-{subject}*_{suffix}")
+        return path
+
     packed = root.parent / f"{root.name}_transforms"
     packed.mkdir(parents=True, exist_ok=True)
     space_t1w = Path(template.t1w)
     files = {
         "t1w": t1w,
-        "mask": anat / f"sub-{subject}_desc-brain_mask.nii.gz",
+        "mask": saved("desc-brain_mask.nii.gz"),
         **{
-            tissue: anat / f"sub-{subject}_label-{tissue.upper()}_probseg.nii.gz"
+            tissue: saved(f"label-{tissue.upper()}_probseg.nii.gz")
             for tissue in ("gm", "wm", "csf")
         },  # fmt: skip
         "to_template": pack_composite(brain.anat2std_xfm, space_t1w, t1w, packed / "to.h5"),
