@@ -159,7 +159,7 @@ def check_brain_mask(
     gap = _vertex_gap(foreground, inside, head_image.affine)
     correlation = None
     if warped is not None and template is not None and template_mask is not None:
-        correlation = _template_correlation(warped, template, template_mask)
+        correlation = template_correlation(warped, template, template_mask)
     return BrainMaskCheck(
         volume_ml=volume,
         vertex_gap_mm=gap,
@@ -180,10 +180,10 @@ def _vertex_gap(foreground: np.ndarray, mask: np.ndarray, affine: np.ndarray) ->
     return float(top(index[foreground]) - top(index[mask])) * spacing
 
 
-def _template_correlation(
+def template_correlation(
     warped: str | Path, template: str | Path, template_mask: str | Path
 ) -> float:
-    """Pearson correlation of two images on one grid inside a mask."""
+    """Pearson correlation of a T1w warped to the template with the template, inside its mask."""
     reference = load_nifti(template, "template T1w")
     moved = _on_grid_of(load_nifti(warped, "T1w warped to the template"), reference)
     inside = _on_grid_of(load_nifti(template_mask, "template brain mask"), reference) > 0

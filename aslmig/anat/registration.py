@@ -141,6 +141,7 @@ def register(
     syn_iterations: Sequence[int] = SYN_ITERATIONS,
     mask_all_stages: bool = False,
     initialise: str = "centre_of_mass",
+    start_pitch_deg: float = 0.0,
 ) -> Registration:
     """Register ``moving`` to ``fixed`` with ANTs and keep the transforms as files.
 
@@ -174,6 +175,9 @@ def register(
         Starting point: align the centres of mass, or trust the headers (images of one
         session share the scanner's coordinates; a limited field of view moves the centre
         of mass, so ASL -> T1w starts from the headers).
+    start_pitch_deg : float
+        With ``"centre_of_mass"``: turn the start by this angle about the left-right axis
+        through the fixed image's centre of mass (a further start when the first one fails).
 
     Returns
     -------
@@ -196,13 +200,16 @@ def register(
     prefix = Path(out_prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with ants_scratch() as scratch, _random_seed(RANDOM_SEED):
+        start = _INITIALISATION[initialise]
+        if start_pitch_deg and initialise == "centre_of_mass":
+            start = _turned_start(fixed_image, moving_image, start_pitch_deg, scratch / "start.mat")
         result = ants.registration(
             fixed=fixed_image,
             moving=moving_image,
             type_of_transform=_ANTS_KIND[kind],
             outprefix=str(scratch / "reg_"),
             mask_all_stages=mask_all_stages,
-            initial_transform=_INITIALISATION[initialise],
+            initial_transform=start,
             **masks,
             **_metric_options(metric),
             **_schedule_options(syn_iterations),
@@ -229,6 +236,18 @@ def register(
 
 # antspyx: None aligns the centres of mass; "Identity" starts from the headers.
 _INITIALISATION = {"centre_of_mass": None, "identity": "Identity"}
+
+
+def _turned_start(fixed: Any, moving: Any, degrees: float, path: Path) -> list[str]:
+    """Write the centre-of-mass start turned by ``degrees`` about the left-right axis."""
+    ants = ants_module()
+    centre = np.asarray(ants.get_center_of_mass(fixed))
+    shift = np.asarray(ants.get_center_of_mass(moving)) - centre
+    cos, sin = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    turn = np.array([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
+    start = ants.create_ants_transform(matrix=turn, center=centre, translation=shift, dimension=3)
+    ants.write_transform(start, str(path))
+    return [str(path)]
 
 
 def _read_mask(path: str | Path | None, role: str) -> Any:
