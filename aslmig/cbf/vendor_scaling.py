@@ -19,9 +19,9 @@ fields that say how the stored values were scaled, and two conventions need a co
 * **GE** 3D spiral PCASL products: the scanner's perfusion-weighted (``deltam``) image is the
   *sum* over the NEX label/control pairs, multiplied by 32 (45.24 in the work-in-progress
   releases up to 15); the proton-density M0 image is not scaled. ΔM volumes are therefore
-  divided by 32·NEX with NEX = ``TotalAcquiredPairs`` (ExploreASL ``xASL_quant_ASL``, which
-  reads the number of averages from the same BIDS field). Control/label or CBF volumes of GE
-  series have no such convention and are used as stored.
+  divided by 32·NEX (ExploreASL ``xASL_quant_ASL`` takes NEX from ``NumberOfAverages``; the
+  ASL-BIDS GE example asl001 carries it only as ``TotalAcquiredPairs``, which is used here).
+  Control/label or CBF volumes of GE series have no such convention and are used as stored.
 * **Siemens** and other vendors: the images are used as stored (after the NIfTI
   ``scl_slope``/``scl_inter``, which nibabel applies).
 
