@@ -27,13 +27,13 @@ from aslmig.atlas.extract import Roi, roi_mask
 from aslmig.atlas.migraine import ATLAS_NAME, LEVELS, Grid, build_migraine_atlas
 from aslmig.atlas.templates import BUNDLED_SPACE, TemplateFiles
 from aslmig.bids.entities import LABEL_CHARACTERS, is_label
+from aslmig.bids.images import same_grid
 from aslmig.errors import LARGEST_TEXT_BYTES, InputError, quote, regular_file_size
 
 BUILTIN_ATLASES = (ATLAS_NAME,)
 SPHERES_NAME = "Spheres"
 SPHERE_COLUMNS = ("name", "x", "y", "z", "radius_mm", "space")
 _ROI_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_GRID_TOLERANCE_MM = 1e-3
 NAME_RULE = "use letters, digits, '_', '.' or '-' (at most 64 characters)"
 
 
@@ -237,10 +237,7 @@ def _integer_column(values: pd.Series, path: Path, column: str, minimum: int) ->
 
 
 def _same_grid(image_path: Path, reference_path: Path) -> bool:
-    image, reference = nb.load(image_path), nb.load(reference_path)
-    return image.shape[:3] == reference.shape[:3] and np.allclose(
-        image.affine, reference.affine, atol=_GRID_TOLERANCE_MM
-    )
+    return same_grid(nb.load(image_path), nb.load(reference_path))
 
 
 def load_user_atlas(folder: Path, template: TemplateFiles) -> Atlas:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nb
-import numpy as np
 
+from aslmig.bids.images import same_grid
 from aslmig.errors import InputError, quote, reading
 
 #: Entities fMRIPrep/sMRIPrep may keep in the name of the participant's preprocessed T1w.
@@ -36,8 +36,6 @@ _T1W_NAME = re.compile(
 )
 _T1W_SUFFIX = "_desc-preproc_T1w.nii.gz"
 TISSUE_LABELS = {"gm": "GM", "wm": "WM", "csf": "CSF"}
-#: Largest difference between two affines (mm) for images to be on the same grid.
-GRID_TOLERANCE_MM = 1e-3
 
 
 @dataclass(frozen=True)
@@ -162,6 +160,8 @@ def find_anat_derivatives(
             for tissue, label in TISSUE_LABELS.items()
         },
     }
+    with reading(t1w):
+        t1w_image = nb.load(t1w)
     for path in found.values():
         if not path.is_file():
             raise InputError(
@@ -169,7 +169,7 @@ def find_anat_derivatives(
                 f"is missing: {t1w.name} has no {path.name[len(Path(prefix).name) + 1 :]}",
                 "give an fMRIPrep/sMRIPrep dataset with its anatomical outputs",
             )
-        _same_grid(path, t1w)
+        _same_grid(path, t1w_image, t1w.name)
     to_template = Path(f"{prefix}_from-T1w_to-{space}_mode-image_xfm.h5")
     from_template = Path(f"{prefix}_from-{space}_to-T1w_mode-image_xfm.h5")
     for path in (to_template, from_template):
@@ -231,18 +231,14 @@ def _missing_transform(prefix: Path, space: str) -> tuple[str, str]:
     )
 
 
-def _same_grid(path: Path, reference: Path) -> None:
+def _same_grid(path: Path, t1w: nb.spatialimages.SpatialImage, t1w_name: str) -> None:
     """Refuse a map whose grid (shape, affine) differs from the T1w's."""
     with reading(path):
         image = nb.load(path)
-    with reading(reference):
-        t1w = nb.load(reference)
-    if image.shape[:3] != t1w.shape[:3] or not np.allclose(
-        image.affine, t1w.affine, atol=GRID_TOLERANCE_MM
-    ):
+    if not same_grid(image, t1w):
         raise InputError(
             path,
-            f"grid {image.shape[:3]} differs from that of {reference.name} {t1w.shape[:3]} "
+            f"grid {image.shape[:3]} differs from that of {t1w_name} {t1w.shape[:3]} "
             "(shape or affine)",
             "give the maps fMRIPrep wrote in T1w space (no space- entity)",
         )

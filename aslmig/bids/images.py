@@ -105,6 +105,30 @@ def _check_header(image: nb.Nifti1Image, path: Path, size: int, shown_as: str) -
         )
 
 
+#: Largest difference between two affines (mm) for images to be on the same grid.
+GRID_TOLERANCE_MM = 1e-3
+
+
+def same_grid(
+    image: nb.spatialimages.SpatialImage, reference: nb.spatialimages.SpatialImage
+) -> bool:
+    """Whether two loaded images share a voxel grid: the same 3-D shape and affine.
+
+    Parameters
+    ----------
+    image, reference : nibabel image
+        Loaded images (only their headers are read).
+
+    Returns
+    -------
+    bool
+        Shapes equal and affines within :data:`GRID_TOLERANCE_MM`.
+    """
+    return image.shape[:3] == reference.shape[:3] and np.allclose(
+        image.affine, reference.affine, atol=GRID_TOLERANCE_MM
+    )
+
+
 def image_shape(path: Path, shown_as: str) -> tuple[int, ...]:
     """Return the shape of a NIfTI image from its checked header (see :func:`load_image`).
 

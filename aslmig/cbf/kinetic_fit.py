@@ -802,14 +802,15 @@ def _arterial_supported(
     curves: _Curves,
     arterial_params: np.ndarray,
     tissue_params: np.ndarray,
-    level: float = ARTERIAL_SELECTION_ALPHA,
+    level: float,
 ) -> np.ndarray:
     """Whether the arterial component lowers the data's misfit by more than chance would.
 
     F-test of the nested models: the two extra parameters must lower the weighted sum of
     squares by ΔSSE with (ΔSSE/2)/σ² above the (1 − ``level``) quantile of F(2, ν)
-    (:data:`ARTERIAL_SELECTION_ALPHA` by default; for ν = ∞, χ²(2)/2, which scipy's F
-    distribution returns as NaN). σ² is the voxel's noise variance of one volume from its repeats
+    (``FitOptions.arterial_selection_level``, :data:`ARTERIAL_SELECTION_ALPHA` by default;
+    for ν = ∞, χ²(2)/2, which scipy's F distribution returns as NaN). σ² is the voxel's noise
+    variance of one volume from its repeats
     (ν = volumes − delays; a variance given without repeats counts as known, ν = ∞), or
     else the arterial fit's residual variance (ν = delays − 4; below 1 the component is
     never kept). Where it is not supported, the voxel keeps the tissue-only fit (aBV = 0):

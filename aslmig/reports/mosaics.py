@@ -496,16 +496,9 @@ def edge_overlay(
     low, high = _display_range(back, None, vmin, vmax)
     factors = pixel_factors(back.shape, axis, zoom, voxel_size)
     front_planes = [oriented_slice(front, k, axis).astype(float) for k in chosen]
-    tiles = []
     edge_maps = _edge_maps(front_planes, mode, factors, edge_percentile)
-    for index, edge in zip(chosen, edge_maps, strict=True):
-        tile = _upsample(apply_cmap(oriented_slice(back, index, axis), low, high, "grey"), *factors)
-        tile[edge] = color
-        tiles.append(tile)
-    canvas = _tile(tiles, ncols)
-    if annotate:
-        _annotate(canvas, tiles[0].shape, axis)
-    return canvas
+    lines = [[(edge, color)] for edge in edge_maps]
+    return _lines_over_grey(back, chosen, axis, (low, high), factors, lines, ncols, annotate)
 
 
 def contour_pixels(plane: np.ndarray, level: float, factors: tuple[int, int]) -> np.ndarray:
@@ -591,11 +584,31 @@ def contour_overlay(
     chosen = _shown_slices(back, n_slices, axis, support, slices)
     low, high = _display_range(back, support, vmin, vmax)
     factors = pixel_factors(back.shape, axis, zoom, voxel_size)
+    lines = [
+        [(contour_pixels(oriented_slice(volume, index, axis), level, factors), color)
+         for volume, color in maps]
+        for index in chosen
+    ]  # fmt: skip
+    return _lines_over_grey(back, chosen, axis, (low, high), factors, lines, ncols, annotate)
+
+
+def _lines_over_grey(
+    back: np.ndarray,
+    chosen: Sequence[int],
+    axis: int,
+    grey_range: tuple[float, float],
+    factors: tuple[int, int],
+    lines: Sequence[Sequence[tuple[np.ndarray, tuple[int, int, int]]]],
+    ncols: int | None,
+    annotate: bool,
+) -> np.ndarray:
+    """Tile the chosen slices of ``back`` in grey with each tile's (pixels, colour) lines."""
     tiles = []
-    for index in chosen:
-        tile = _upsample(apply_cmap(oriented_slice(back, index, axis), low, high, "grey"), *factors)
-        for volume, color in maps:
-            tile[contour_pixels(oriented_slice(volume, index, axis), level, factors)] = color
+    for index, tile_lines in zip(chosen, lines, strict=True):
+        tile = _upsample(apply_cmap(oriented_slice(back, index, axis), *grey_range, "grey"),
+                         *factors)  # fmt: skip
+        for pixels, color in tile_lines:
+            tile[pixels] = color
         tiles.append(tile)
     canvas = _tile(tiles, ncols)
     if annotate:
