@@ -10,6 +10,8 @@ from pathlib import Path
 import nibabel as nb
 import numpy as np
 
+from aslmig.bids.derivatives import crash_dir
+
 DATA = Path(__file__).parent / "data"
 EXAMPLES = DATA / "bids_examples"
 EXAMPLE_NAMES = ("asl001", "asl002", "asl003", "asl004", "asl005", "2d_mb_pcasl")
@@ -146,3 +148,21 @@ def tree_digest(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def crash_details(output_dir: Path, lines_per_crash: int = 25) -> str:
+    """The end of every crash file of a participant run, for an assertion message.
+
+    CI prints only the assertion's message of a failed fixture, so a run that exits 1 must say
+    there which step failed and why.
+    """
+    crashes = sorted(crash_dir(output_dir).glob("crash-*.txt"))
+    if not crashes:
+        return f"no crash file in {crash_dir(output_dir)}"
+    return "\n".join(
+        f"{crash.name}:\n" + "\n".join(_last_lines(crash, lines_per_crash)) for crash in crashes
+    )
+
+
+def _last_lines(path: Path, n: int) -> list[str]:
+    return path.read_text(errors="replace").splitlines()[-n:]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from asldro_adapter import asldro_to_bids
+from builders import crash_details
 from scipy import ndimage
 
 from aslmig.atlas.rois import shipped_migraine_atlas
@@ -101,7 +102,7 @@ def processed(tmp_path_factory):
     status = main(
         [str(bids), str(output), "participant", "-w", str(root / "work"), "--nprocs", "2"]
     )
-    assert status == 0
+    assert status == 0, crash_details(output)
     return bids, output
 
 
@@ -361,7 +362,7 @@ def test_anatomical_derivatives_give_the_same_template_cbf(processed, tmp_path):
         str(bids), str(reused), "participant", "--participant-label", "pcasl", "-w", str(work),
         "--derivatives", f"anat={dataset}",
     ])  # fmt: skip
-    assert status == 0
+    assert status == 0, crash_details(reused)
     ran = {path.name for path in work.rglob("*") if path.is_dir()}
     assert "derivative_anatomy" in ran
     assert ran.isdisjoint({"prepare_t1w", "brain_extraction", "segment_tissues", "asl_to_template"})

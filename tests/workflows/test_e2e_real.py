@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from builders import crash_details
 
 from aslmig.cli.run import main
 
@@ -56,7 +57,7 @@ def qc(out: Path, subject: str, acq: str) -> dict:
 
 def test_every_run_completes(real_run):
     status, out, _ = real_run
-    assert status == 0
+    assert status == 0, crash_details(out)
     for subject, acq in [("S2018", "pasl2d"), ("S2018", "pcasl2d"), ("O2019", "mpld2d")]:
         assert Path(f"{run_prefix(out, subject, acq)}_cbf.nii.gz").is_file()
     assert (out / "sub-S2018.html").is_file() and (out / "sub-O2019.html").is_file()
