@@ -26,11 +26,13 @@ Run: python benchmarks/multi_delay_fit.py [n_voxels] [n_loop_voxels]
 import sys
 import time
 import warnings
+from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from aslmig.cbf import FitOptions, KineticSettings, fit_kinetic_curves, kinetic_signal
+from aslmig.cbf import FitOptions, KineticSettings, fit_kinetic_curves, kinetic_fit, kinetic_signal
 from aslmig.cbf.constants import resolve_constants
 from aslmig.cbf.kinetic import arterial_signal_and_jacobian, tissue_signal
 
@@ -126,6 +128,78 @@ def _errors(fit, truth):
             f"RMS ATT {_rms(att):.4f}, median |ATT| {np.median(np.abs(att)):.4f} s")  # fmt: skip
 
 
+@contextmanager
+def _phase_timers():
+    """Time the private phases of ``kinetic_fit`` (wrapped for the ``with`` block only).
+
+    Yields a dict of seconds and a dict of voxel-iteration counts per phase. The
+    Levenberg-Marquardt calls of a chunk come in a fixed order (tissue fit, first arterial
+    start, further starts), except those made from ``_leave_kinks`` (kink restarts).
+    """
+    seconds, iterations, state = defaultdict(float), defaultdict(int), {"call": 0, "kink": 0}
+    originals = {name: getattr(kinetic_fit, name) for name in
+                 ("_fit_chunk", "_start_tissue", "_start_arterial", "_levenberg_marquardt",
+                  "_leave_kinks", "_arterial_supported")}  # fmt: skip
+    lm_phases = ("LM tissue fit", "LM first arterial start", "LM further arterial starts")
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            if name == "_fit_chunk":
+                state["call"] = 0
+            if name == "_leave_kinks":
+                state["kink"] += 1
+            start = time.perf_counter()
+            result = function(*args, **kwargs)
+            elapsed = time.perf_counter() - start
+            if name == "_leave_kinks":
+                state["kink"] -= 1
+            if name == "_levenberg_marquardt":
+                if state["kink"]:
+                    phase = "LM kink restarts"
+                else:
+                    phase = lm_phases[min(state["call"], 2)]
+                    state["call"] += 1
+                iterations[phase] += int(result[3].sum())
+                iterations[phase + " at the limit"] += int((~result[2]).sum())
+            else:
+                phase = {"_start_tissue": "start grid, tissue",
+                         "_start_arterial": "start grid, arterial (incl. tissue grid)",
+                         "_arterial_supported": "F-test",
+                         "_leave_kinks": None, "_fit_chunk": "total"}[name]  # fmt: skip
+            if phase is not None:
+                seconds[phase] += elapsed
+            return result
+
+        return wrapper
+
+    for name, function in originals.items():
+        setattr(kinetic_fit, name, timed(name, function))
+    try:
+        yield seconds, iterations
+    finally:
+        for name, function in originals.items():
+            setattr(kinetic_fit, name, function)
+
+
+def print_phases(ratio, settings, arterial, label):
+    """Per-phase seconds and iterations of one single-threaded batched fit."""
+    protocol = ARTERIAL if arterial else TISSUE
+    known = {"noise_variance": np.full(ratio.shape[0], NOISE_SD**2)} if arterial else {}
+    with _phase_timers() as (seconds, iterations):
+        fit_kinetic_curves(ratio, protocol["plds"], protocol["tau"], settings,
+                           arterial=arterial, options=FitOptions(n_threads=1), **known)  # fmt: skip
+    total = seconds.pop("total")
+    parts = ", ".join(f"{name} {value:.3f}" for name, value in seconds.items())
+    print(f"  phases, {label} (1 thread, s; the tissue grid runs inside the arterial one): "
+          f"total {total:.3f}: {parts}")  # fmt: skip
+    n = ratio.shape[0]
+    counts = ", ".join(
+        f"{name} {value / n:.1f}" if not name.endswith("limit") else f"{name} {value}"
+        for name, value in iterations.items()
+    )
+    print(f"    voxel-iterations per voxel (and fits ending at the iteration limit): {counts}")
+
+
 def compare(n_voxels, n_loop, arterial, constants, settings, rng):
     truth, clean = simulate(n_voxels, constants, rng, arterial)
     noisy = clean + rng.normal(0.0, NOISE_SD, clean.shape)
@@ -169,6 +243,8 @@ def compare(n_voxels, n_loop, arterial, constants, settings, rng):
         f"{n_voxels}: {scaled:.1f} s; batched {seconds:.2f} s"
     )
     print(f"  multi-delay fit {label}: {scaled / seconds:.0f}x faster than per-voxel curve_fit")
+    print_phases(clean, settings, arterial, "noise-free")
+    print_phases(noisy, settings, arterial, "noisy")
     scaled_noisy = loop_noisy_seconds * n_voxels / n_loop
     print(f"  noisy curves: curve_fit {scaled_noisy:.1f} s scaled, batched {seconds_noisy:.2f} s: "
           f"{scaled_noisy / seconds_noisy:.0f}x")  # fmt: skip
