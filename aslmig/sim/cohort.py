@@ -53,11 +53,14 @@ from aslmig.sim.plan import (
 )
 from aslmig.sim.regions import AtlasRegions, RegionMask, load_sim_atlas
 from aslmig.sim.spec import CohortSpec, check_spec, output_problem
+from aslmig.sim.truth_anatomy import write_participant_anatomy
 
 COHORT_NAME = "aslmig simulated migraine ASL cohort"
 TRUTH_PIPELINE = "ground-truth"
 T1W_NOISE_SD = 5.0
 T1W_OFFSET = 10.0
+
+
 @dataclass(frozen=True)
 class SessionImages:
     """Noise-free images of one session on its ASL grid, and the native truth.
@@ -318,7 +321,7 @@ def write_t1w(
     spec: CohortSpec,
     anatomy: TemplateAnatomy,
     participant: ParticipantPlan,
-) -> None:
+) -> Path:
     """Write the participant's T1w-like image in the first session, at that session's pose."""
     session = participant.sessions[0]
     shape, affine = grid_for(spec.t1w_voxel_mm)
@@ -330,7 +333,7 @@ def write_t1w(
     if not math.isinf(spec.snr):
         image = image + rng.normal(0.0, T1W_NOISE_SD, shape)
     anat = _session_dir(root, participant, session) / "anat"
-    write_nifti(
+    path = write_nifti(
         anat / f"{_stem(participant, session)}_T1w.nii.gz",
         np.round(image + T1W_OFFSET),
         affine,
@@ -338,6 +341,7 @@ def write_t1w(
     )
     sidecar = {"MagneticFieldStrength": spec.field_strength, "MRAcquisitionType": "3D"}
     write_json(anat / f"{_stem(participant, session)}_T1w.json", sidecar)
+    return path
 
 
 PARTICIPANTS_JSON = {
@@ -604,6 +608,7 @@ def simulate_cohort(
     *,
     anatomy: TemplateAnatomy | None = None,
     progress: Callable[[str], None] | None = None,
+    truth_anatomy: bool = False,
 ) -> SimulationResult:
     """Write a simulated ASL-BIDS cohort and its ground truth.
 
@@ -618,6 +623,10 @@ def simulate_cohort(
         Template tissue maps (default: the bundled 2 mm MNI152NLin2009aSym template).
     progress : callable, optional
         Called with one line per participant written.
+    truth_anatomy : bool, optional
+        Also write each participant's known brain mask, tissue maps and T1w <-> template
+        transforms into the truth under fMRIPrep's names
+        (:mod:`aslmig.sim.truth_anatomy`), for ``--derivatives anat=<truth>``.
 
     Returns
     -------
@@ -645,7 +654,17 @@ def simulate_cohort(
     write_tables(out_dir, plans)
     rows = []
     for participant in plans:
-        write_t1w(out_dir, spec, anatomy, participant)
+        t1w = write_t1w(out_dir, spec, anatomy, participant)
+        if truth_anatomy:
+            write_participant_anatomy(
+                truth / f"sub-{participant.label}" / "anat",
+                f"sub-{participant.label}",
+                t1w,
+                anatomy,
+                participant.sessions[0].pose,
+                participant.scale,
+                spec.t1w_voxel_mm,
+            )
         for session in participant.sessions:
             images = render_session(spec, anatomy, participant, session, regions)
             sd = write_session(out_dir, spec, participant, session, images)

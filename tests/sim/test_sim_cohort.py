@@ -195,3 +195,14 @@ def test_aura_side_follows_a_lateral_effect():
     assert aura_side(right, "MwA", "right") == "left"
     assert aura_side(CohortSpec(), "MwA", "left") == "left"  # no lateral effect: random
     assert aura_side(left, "MwoA", "left") == "n/a"
+
+
+def test_truth_anatomy_is_found_for_every_session(tmp_path, anatomy, atlas):
+    from aslmig.bids.anat_derivatives import find_anat_derivatives
+
+    result = simulate_cohort(tmp_path / "bids", _spec(atlas), anatomy=anatomy, truth_anatomy=True)
+    for row in result.sessions.itertuples():
+        subject, session = row.participant_id[4:], row.session_id[4:]
+        found = find_anat_derivatives(result.truth_dir, subject, session, anatomy.space)
+        assert found.t1w.name == f"sub-{subject}_desc-preproc_T1w.nii.gz"
+        assert all(path.is_file() for path in (*found.files, found.from_template))
