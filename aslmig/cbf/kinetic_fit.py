@@ -56,6 +56,9 @@ _START_SSE_RATIO = 10.0  # a further valley starts a fit when its grid SSE is wi
 #: ... and within this factor of the best fit's cost so far: skips the further starts of voxels
 #: already fitted exactly (5,000 noise-free voxels: 1.53 -> 1.23 s, the same 97.7 % within 0.1 %)
 _START_SSE_BEST_RATIO = 1000.0
+#: A further valley whose closed-form aBV is above its bound is not started either: clipped to
+#: the bound it is no longer the grid point that made the valley (noisy curves: these starts
+#: ran to the iteration limit; 10,000 voxels 4.27 -> 3.67 s, the same errors and costs)
 _FLOW_GUESS = 50.0  # mL/100 g/min, linearisation point of the full model for the start grid
 _T1_GROUP_S = 0.02  # rounding of a per-voxel tissue T1 for the start grid
 _DAMPING_FLOOR = 1e-9  # smallest Marquardt damping (relative to the scaled diagonal)
@@ -156,6 +159,12 @@ class FitOptions:
     ftol : float
         Also converged when an accepted step lowers the cost by less than ``ftol`` times
         the cost (a flat valley the data cannot resolve; an exact fit reaches cost 0).
+
+        Both default to 1e-8, scipy's ``least_squares``/``curve_fit`` defaults (they were
+        1e-10/1e-12): noise-free fits converge quadratically and end at the same values to
+        rounding; on noisy curves (``benchmarks/multi_delay_fit.py``, 10,000 voxels) the mean
+        iterations fall 6.5 -> 5.2 (tissue) and 72 -> 51 (arterial) with the same RMS CBF/ATT
+        errors to 4 digits, CBF moving by < 7e-5 relative in 99.9 % of voxels.
     initial_damping : float
         Starting Marquardt damping.
     n_threads : int
@@ -171,8 +180,8 @@ class FitOptions:
     """
 
     max_iterations: int = 200
-    xtol: float = 1e-10
-    ftol: float = 1e-12
+    xtol: float = 1e-8
+    ftol: float = 1e-8
     initial_damping: float = 1e-6
     n_threads: int = 1
     chunk_size: int = 25_000
@@ -744,6 +753,7 @@ def _fit_chunk(
         again = np.flatnonzero(
             (starts_sse[:, k] <= _START_SSE_RATIO * starts_sse[:, 0])
             & (starts_sse[:, k] <= _START_SSE_BEST_RATIO * best[1])
+            & (starts[:, k, 2] <= upper[2])
         )
         if again.size:
             _keep_better(best, again, _levenberg_marquardt(
@@ -789,13 +799,20 @@ def _leave_kinks(
     pieces = (delays - taus, delays) if curves.settings.is_pulsed else (delays, delays + taus)
     kinks = np.concatenate(pieces, axis=1)
     on_kink = np.flatnonzero((np.abs(kinks - params[:, 1:2]) < _KINK_TOLERANCE_S).any(axis=1))
-    for side in (-1.0, 1.0):
-        if on_kink.size:
-            start = params[on_kink].copy()
-            start[:, 1] += side * _KINK_OFFSET_S * 10
-            _keep_better(fit, on_kink, _levenberg_marquardt(
-                curves.subset(on_kink), start, lower, upper, options
-            ))  # fmt: skip
+    if on_kink.size == 0:
+        return
+    # both sides in one batch: the restarts are few voxels, whose iterations cost mostly
+    # per-iteration overhead (noisy tissue curves, 10,000 voxels: 0.058 s of 0.228 s before)
+    n_kink = on_kink.size
+    start = np.concatenate([params[on_kink], params[on_kink]])
+    start[:n_kink, 1] -= _KINK_OFFSET_S * 10
+    start[n_kink:, 1] += _KINK_OFFSET_S * 10
+    both = _levenberg_marquardt(
+        curves.subset(np.concatenate([on_kink, on_kink])), start, lower, upper, options
+    )
+    side = np.where(both[1][:n_kink] <= both[1][n_kink:], 0, n_kink) + np.arange(n_kink)
+    lower_side = tuple(values[side] for values in both[:3])
+    _keep_better(fit, on_kink, (*lower_side, both[3][:n_kink] + both[3][n_kink:]))
 
 
 def _arterial_supported(
