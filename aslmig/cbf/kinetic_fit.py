@@ -56,9 +56,9 @@ _START_SSE_RATIO = 10.0  # a further valley starts a fit when its grid SSE is wi
 #: ... and within this factor of the best fit's cost so far: skips the further starts of voxels
 #: already fitted exactly (5,000 noise-free voxels: 1.53 -> 1.23 s, the same 97.7 % within 0.1 %)
 _START_SSE_BEST_RATIO = 1000.0
-#: A further valley whose closed-form aBV is above its bound is not started either: clipped to
-#: the bound it is no longer the grid point that made the valley (noisy curves: these starts
-#: ran to the iteration limit; 10,000 voxels 4.27 -> 3.67 s, the same errors and costs)
+# A further valley whose closed-form aBV is above its bound is not started either (_fit_chunk):
+# clipped to the bound it is no longer the grid point that made the valley (noisy curves: these
+# starts ran to the iteration limit; 10,000 voxels, 1 thread: 4.27 -> 3.67 s, same errors/costs)
 _FLOW_GUESS = 50.0  # mL/100 g/min, linearisation point of the full model for the start grid
 _T1_GROUP_S = 0.02  # rounding of a per-voxel tissue T1 for the start grid
 _DAMPING_FLOOR = 1e-9  # smallest Marquardt damping (relative to the scaled diagonal)
